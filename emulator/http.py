@@ -1,0 +1,111 @@
+"""The small HTTP server every stand-in runs on: loopback only, one thread per connection."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from emulator.signing import SignedRequest
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # raw path, still percent-encoded
+    query: str  # raw query string
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    def signed(self) -> SignedRequest:
+        return SignedRequest(self.method, self.path, self.query, self.headers, self.body)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(status: int, payload: object, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+class StandIn:
+    """Base class: subclasses implement :meth:`handle`; ``start``/``stop`` run the server in a thread."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._requested_port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def handle(self, request: Request) -> Reply:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return self._server.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port``, the form SDK configs take."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    def start(self):
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                request = Request(
+                    self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, body
+                )
+                try:
+                    reply = stand_in.handle(request)
+                except Exception as error:  # a stand-in bug must still answer, loudly
+                    reply = json_reply(500, {"Code": "EmulatorError", "Message": repr(error)})
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(reply.body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((LOOPBACK, self._requested_port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
