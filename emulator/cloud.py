@@ -1,0 +1,104 @@
+"""The whole local cloud in one object: ECS, FC and ROS stand-ins wired to the real function."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from emulator.clock import Clock
+from emulator.credentials import CredentialStore
+from emulator.ecs import EcsStandIn
+from emulator.fc import FcStandIn, FunctionSpec
+from emulator.http import LOOPBACK
+from emulator.ros import RosStandIn, load_template
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yml"
+FUNCTION_DIR = ROOT / "function"
+SOURCE_REGION = "cn-hangzhou"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+class LocalCloud:
+    """Start with ``with LocalCloud(...) as cloud:``; everything listens on 127.0.0.1 only."""
+
+    def __init__(
+        self,
+        *,
+        time_scale: float = 1.0,
+        copy_seconds: float = 60.0,
+        fc_api: str = "fc3",
+        invocation_type: str = "Async",
+        function_timeout: float = 300.0,
+        max_async_retries: int = 3,
+        credentials_in_context: bool = True,
+        public_url_reachable: bool = True,
+        send_physical_id_after_timeout: bool = False,
+        environment: dict[str, str] | None = None,
+        region: str = SOURCE_REGION,
+    ) -> None:
+        self.clock = Clock(scale=time_scale)
+        self.credentials = CredentialStore()
+        self.ecs = EcsStandIn(self.clock, self.credentials, copy_seconds=copy_seconds)
+        self._fc_port = _free_port()
+        self.function = FunctionSpec(
+            name="ros-copy-image",
+            code_dir=FUNCTION_DIR,
+            timeout=function_timeout,
+            service="ros-copy-image-svc" if fc_api == "fc2" else None,
+            max_async_retries=max_async_retries,
+            credentials_in_context=credentials_in_context,
+        )
+        self.fc = FcStandIn(self.clock, self.credentials, self.function, region=region, port=self._fc_port)
+        self.ros = RosStandIn(
+            self.clock,
+            self.fc,
+            region=region,
+            invocation_type=invocation_type,
+            public_url_reachable=public_url_reachable,
+            send_physical_id_after_timeout=send_physical_id_after_timeout,
+        )
+        self._extra_environment = dict(environment or {})
+        self.region = region
+
+    def start(self) -> LocalCloud:
+        self.ecs.start()
+        self.ros.start()
+        self.function.environment.update(self.function_environment())
+        self.fc.start()
+        return self
+
+    def stop(self) -> None:
+        for stand_in in (self.fc, self.ros, self.ecs):
+            stand_in.stop()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def function_environment(self) -> dict[str, str]:
+        """What the function needs to use this cloud instead of Alibaba Cloud's endpoints."""
+        return {
+            "COPYIMAGE_ECS_ENDPOINT": self.ecs.url,
+            "COPYIMAGE_FC_ENDPOINT": f"http://{LOOPBACK}:{self._fc_port}",
+            "COPYIMAGE_RESPONSE_HOSTS": LOOPBACK,
+            "POWERTOOLS_SERVICE_NAME": "ros-copy-image",
+            **self.clock.function_environment(),
+            **self._extra_environment,
+        }
+
+    def template(self, path: Path = TEMPLATE) -> dict:
+        return load_template(path)
+
+    def seed_image(self, name: str = "golden-image", region: str | None = None, snapshot_count: int = 2):
+        return self.ecs.seed_image(region or self.region, name=name, snapshot_count=snapshot_count)
+
+    def billed_seconds(self) -> float:
+        return sum(invocation.billed_seconds for invocation in self.fc.invocations)

@@ -1,0 +1,81 @@
+"""Settings read from the environment, with defaults that suit a real deployment.
+
+Everything a test or the local cloud needs to point elsewhere is here, so no code is patched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from copyimage.clock import Clock
+
+ROS_MAX_WAIT_SECONDS = 43200  # ROS's longest custom resource Timeout
+
+
+@dataclass(frozen=True)
+class FunctionIdentity:
+    """Where this function lives, so that it can invoke itself later."""
+
+    name: str
+    region: str
+    account_id: str
+    service: str | None = None  # FC 2.0 only
+    qualifier: str | None = None  # FC 2.0 only
+
+
+@dataclass(frozen=True)
+class Settings:
+    ecs_endpoint: str | None = None  # COPYIMAGE_ECS_ENDPOINT: one URL for every ECS region
+    fc_endpoint: str | None = None  # COPYIMAGE_FC_ENDPOINT: the FC API endpoint for self-invocation
+    response_hosts: frozenset[str] = frozenset()  # COPYIMAGE_RESPONSE_HOSTS: extra allowed response hosts
+    function: FunctionIdentity | None = None  # from FC_*; None outside Function Compute
+    inline_wait_seconds: float = 20.0  # how long one invocation may wait for a copy before deferring
+    deadline_margin_seconds: float = 15.0  # time kept free before the function's own timeout
+    max_wait_seconds: float = ROS_MAX_WAIT_SECONDS  # overall limit for one Create
+    ecs_attempts: int = 4  # tries per ECS call on throttling and transient errors
+    response_attempts: int = 6  # tries to deliver one answer to ROS
+    http_timeout_seconds: float = 10.0  # per network call
+    clock: Clock = field(default_factory=Clock)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def number(name: str, default: float, low: float, high: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
+            return min(max(value, low), high)
+
+        function = None
+        if env.get("FC_FUNCTION_NAME") and env.get("FC_REGION") and env.get("FC_ACCOUNT_ID"):
+            function = FunctionIdentity(
+                name=env["FC_FUNCTION_NAME"],
+                region=env["FC_REGION"],
+                account_id=env["FC_ACCOUNT_ID"],
+                service=env.get("FC_SERVICE_NAME") or None,
+                qualifier=env.get("FC_QUALIFIER") or None,
+            )
+        hosts = frozenset(h.strip().lower() for h in env.get("COPYIMAGE_RESPONSE_HOSTS", "").split(",") if h.strip())
+        return cls(
+            ecs_endpoint=env.get("COPYIMAGE_ECS_ENDPOINT") or None,
+            fc_endpoint=env.get("COPYIMAGE_FC_ENDPOINT") or None,
+            response_hosts=hosts,
+            function=function,
+            inline_wait_seconds=number("COPYIMAGE_INLINE_WAIT_SECONDS", 20.0, 0.0, 3600.0),
+            deadline_margin_seconds=number("COPYIMAGE_DEADLINE_MARGIN_SECONDS", 15.0, 1.0, 600.0),
+            max_wait_seconds=number("COPYIMAGE_MAX_WAIT_SECONDS", ROS_MAX_WAIT_SECONDS, 1.0, ROS_MAX_WAIT_SECONDS),
+            ecs_attempts=int(number("COPYIMAGE_ECS_ATTEMPTS", 4, 1, 10)),
+            response_attempts=int(number("COPYIMAGE_RESPONSE_ATTEMPTS", 6, 1, 10)),
+            http_timeout_seconds=number("COPYIMAGE_HTTP_TIMEOUT_SECONDS", 10.0, 1.0, 60.0),
+            clock=Clock(
+                scale=number("COPYIMAGE_TIME_SCALE", 1.0, 0.001, 1_000_000.0),
+                epoch=number("COPYIMAGE_TIME_EPOCH", 0.0, 0.0, 1e11),
+            ),
+        )

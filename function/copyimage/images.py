@@ -1,0 +1,218 @@
+"""ECS image operations the provider needs, over the real ``alibabacloud-ecs20140526`` client.
+
+Each method is one ECS action with bounded retries on throttling and transient errors; anything else
+becomes an EcsError carrying ECS's code and message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from alibabacloud_ecs20140526 import models as ecs
+from alibabacloud_ecs20140526.client import Client
+from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+from alibabacloud_tea_openapi.models import Config
+from darabonba.runtime import RuntimeOptions
+
+from copyimage.config import Settings
+from copyimage.errors import EcsError, sdk_message
+from copyimage.logs import logger
+from copyimage.outbound import Credentials
+from copyimage.properties import CopyImageProperties
+from copyimage.retry import with_retries
+
+ALL_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed"  # DescribeImages defaults to Available only
+IN_PROGRESS = frozenset({"Creating", "Waiting"})
+FAILED = frozenset({"CreateFailed", "UnAvailable"})
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """What the provider reads of an image."""
+
+    image_id: str
+    region: str
+    status: str
+    progress: int | None  # percent, when ECS reports it
+    tags: Mapping[str, str]
+    snapshot_ids: tuple[str, ...]
+    name: str | None
+    description: str | None
+    resource_group_id: str | None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in IN_PROGRESS
+
+    @classmethod
+    def from_api(cls, region: str, item: Mapping[str, Any]) -> ImageView:
+        tags = {t.get("TagKey", ""): t.get("TagValue", "") for t in (item.get("Tags") or {}).get("Tag") or []}
+        mappings = (item.get("DiskDeviceMappings") or {}).get("DiskDeviceMapping") or []
+        return cls(
+            image_id=item["ImageId"],
+            region=region,
+            status=item.get("Status", ""),
+            progress=_percent(item.get("Progress")),
+            tags=tags,
+            snapshot_ids=tuple(m["SnapshotId"] for m in mappings if m.get("SnapshotId")),
+            name=item.get("ImageName") or None,
+            description=item.get("Description") or None,
+            resource_group_id=item.get("ResourceGroupId") or None,
+        )
+
+
+def _percent(value: object) -> int | None:
+    try:
+        return max(0, min(100, int(str(value).strip().rstrip("%"))))
+    except (TypeError, ValueError):
+        return None
+
+
+class EcsImages:
+    def __init__(self, settings: Settings, credentials: Credentials) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._clients: dict[str, Client] = {}
+        timeout_ms = int(settings.http_timeout_seconds * 1000)
+        self._runtime = RuntimeOptions(autoretry=False, connect_timeout=timeout_ms, read_timeout=timeout_ms)
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def find(self, region: str, image_id: str) -> ImageView | None:
+        """The image in any status, or None when it does not exist."""
+        request = ecs.DescribeImagesRequest(region_id=region, image_id=image_id, status=ALL_STATUSES, page_size=10)
+        body = self._call("DescribeImages", region, lambda c: c.describe_images_with_options(request, self._runtime))
+        images = [ImageView.from_api(region, item) for item in _images_of(body)]
+        return next((image for image in images if image.image_id == image_id), None)
+
+    def find_tagged(self, region: str, tags: Mapping[str, str]) -> list[ImageView]:
+        """Every image of this account in ``region`` carrying all ``tags``, in any status."""
+        found: list[ImageView] = []
+        page = 1
+        while True:
+            request = ecs.DescribeImagesRequest(
+                region_id=region,
+                status=ALL_STATUSES,
+                image_owner_alias="self",
+                tag=[ecs.DescribeImagesRequestTag(key=k, value=v) for k, v in tags.items()],
+                page_size=100,
+                page_number=page,
+            )
+            body = self._call(
+                "DescribeImages", region, lambda c, r=request: c.describe_images_with_options(r, self._runtime)
+            )
+            batch = [ImageView.from_api(region, item) for item in _images_of(body)]
+            found.extend(image for image in batch if all(image.tags.get(k) == v for k, v in tags.items()))
+            if len(batch) < 100 or page * 100 >= int(body.get("TotalCount") or 0):
+                return found
+            page += 1
+
+    # -- changing -----------------------------------------------------------------------------------------
+
+    def copy(self, props: CopyImageProperties, client_token: str, tags: Mapping[str, str]) -> str:
+        """Start the copy; returns the new image's id. The token makes a repeated call start nothing new."""
+        request = ecs.CopyImageRequest(
+            region_id=props.source_region_id,
+            image_id=props.image_id,
+            destination_region_id=props.destination_region_id,
+            destination_image_name=props.destination_image_name,
+            destination_description=props.destination_description,
+            encrypted=props.encrypted,
+            kmskey_id=props.kms_key_id,
+            resource_group_id=props.resource_group_id,
+            tag=[ecs.CopyImageRequestTag(key=k, value=v) for k, v in tags.items()] or None,
+            client_token=client_token,
+        )
+        body = self._call(
+            "CopyImage", props.source_region_id, lambda c: c.copy_image_with_options(request, self._runtime)
+        )
+        return str(body["ImageId"])
+
+    def cancel_copy(self, region: str, image_id: str) -> None:
+        request = ecs.CancelCopyImageRequest(region_id=region, image_id=image_id)
+        self._call("CancelCopyImage", region, lambda c: c.cancel_copy_image_with_options(request, self._runtime))
+
+    def delete(self, region: str, image_id: str, force: bool) -> None:
+        request = ecs.DeleteImageRequest(region_id=region, image_id=image_id, force=force)
+        self._call("DeleteImage", region, lambda c: c.delete_image_with_options(request, self._runtime))
+
+    def delete_snapshot(self, region: str, snapshot_id: str) -> None:
+        request = ecs.DeleteSnapshotRequest(snapshot_id=snapshot_id)
+        self._call("DeleteSnapshot", region, lambda c: c.delete_snapshot_with_options(request, self._runtime))
+
+    def modify(self, region: str, image_id: str, name: str | None, description: str | None) -> None:
+        request = ecs.ModifyImageAttributeRequest(
+            region_id=region, image_id=image_id, image_name=name, description=description
+        )
+        self._call(
+            "ModifyImageAttribute", region, lambda c: c.modify_image_attribute_with_options(request, self._runtime)
+        )
+
+    def tag(self, region: str, image_id: str, tags: Mapping[str, str]) -> None:
+        request = ecs.TagResourcesRequest(
+            region_id=region,
+            resource_type="image",
+            resource_id=[image_id],
+            tag=[ecs.TagResourcesRequestTag(key=k, value=v) for k, v in tags.items()],
+        )
+        self._call("TagResources", region, lambda c: c.tag_resources_with_options(request, self._runtime))
+
+    def untag(self, region: str, image_id: str, keys: list[str]) -> None:
+        request = ecs.UntagResourcesRequest(
+            region_id=region, resource_type="image", resource_id=[image_id], tag_key=keys
+        )
+        self._call("UntagResources", region, lambda c: c.untag_resources_with_options(request, self._runtime))
+
+    def join_resource_group(self, region: str, image_id: str, resource_group_id: str) -> None:
+        request = ecs.JoinResourceGroupRequest(
+            region_id=region, resource_id=image_id, resource_type="image", resource_group_id=resource_group_id
+        )
+        self._call("JoinResourceGroup", region, lambda c: c.join_resource_group_with_options(request, self._runtime))
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+
+    def _client(self, region: str) -> Client:
+        if region not in self._clients:
+            config = Config(
+                access_key_id=self._credentials.access_key_id,
+                access_key_secret=self._credentials.access_key_secret,
+                security_token=self._credentials.security_token,
+                region_id=region,
+            )
+            if self._settings.ecs_endpoint:
+                parts = urlsplit(self._settings.ecs_endpoint)
+                config.endpoint = parts.netloc or parts.path
+                config.protocol = parts.scheme or "https"
+            self._clients[region] = Client(config)
+        return self._clients[region]
+
+    def _call(self, action: str, region: str, send: Callable[[Client], Any]) -> dict:
+        def once() -> dict:
+            try:
+                return send(self._client(region)).body.to_map()
+            except AlibabaCloudException as error:
+                raise EcsError(
+                    action, str(error.code), sdk_message(error), getattr(error, "status_code", None)
+                ) from None
+            except EcsError:
+                raise
+            except Exception as error:  # no HTTP answer: connection refused, timeout, DNS
+                raise EcsError(action, "ConnectionError", f"no answer from ECS ({type(error).__name__})") from None
+
+        return with_retries(
+            once,
+            attempts=self._settings.ecs_attempts,
+            is_transient=lambda error: isinstance(error, EcsError) and error.transient,
+            sleep=self._settings.clock.sleep,
+            on_retry=lambda attempt, error, pause: logger.warning(
+                "ECS call failed, retrying",
+                extra={"action": action, "error_code": getattr(error, "code", ""), "attempt": attempt},
+            ),
+        )
+
+
+def _images_of(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return (body.get("Images") or {}).get("Image") or []

@@ -1,0 +1,54 @@
+"""One structured logger for the whole function, and the rules that keep secrets out of it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools import Logger
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ros-copy-image"))
+
+
+def redact_url(url: object) -> str:
+    """A response URL without its query string, where the pre-signed credentials live."""
+    if not isinstance(url, str) or not url:
+        return "<none>"
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def bind_request(
+    *, request_type: str, request_id: str, stack_id: str, logical_resource_id: str, fc_request_id: str
+) -> None:
+    """Attach the ROS and FC ids to every line this invocation logs (thread-safe: FC may run several)."""
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(
+        correlation_id=request_id,
+        ros_request_id=request_id,
+        stack_id=stack_id,
+        logical_resource_id=logical_resource_id,
+        request_type=request_type,
+        fc_request_id=fc_request_id,
+    )
+
+
+class _SdkRequestDumpFilter(logging.Filter):
+    """Drops the ``fc2`` package's error logs: they print request headers, security token included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        path = record.pathname.replace("\\", "/")
+        return "/fc2/" not in path
+
+
+_SDK_FILTER = _SdkRequestDumpFilter()
+
+
+def guard_sdk_logs() -> None:
+    """Install the filter on the root logger, where ``fc2`` logs (idempotent)."""
+    root = logging.getLogger()
+    if _SDK_FILTER not in root.filters:
+        root.addFilter(_SDK_FILTER)

@@ -1,0 +1,301 @@
+"""The custom resource framework: parse the request, do the work, always answer exactly once.
+
+Reads like the protocol: decode -> parse -> (Create | Update | Delete) -> answer. Any failure becomes a
+FAILED answer with a reason; only a request without a usable ResponseURL fails the invocation itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from copyimage.config import Settings
+from copyimage.errors import CopyFailed, EcsError, InvalidRequest, ProviderError, ReplacementRequired, ResponseRefused
+from copyimage.images import EcsImages
+from copyimage.logs import bind_request, guard_sdk_logs, logger, redact_url
+from copyimage.outbound import deliver_answer, invoke_later, resolve_credentials
+from copyimage.properties import CopyImageProperties, is_image_id, parse_properties, replacement_changes
+from copyimage.protocol import (
+    Answer,
+    RosRequest,
+    decode_event,
+    failed_create_id,
+    parse_request,
+    response_body,
+    response_url_of,
+)
+from copyimage.resource import CopyImageResource
+from copyimage.waiting import (
+    Budget,
+    CopyWait,
+    Deferred,
+    Stale,
+    WaitState,
+    continuation_payload,
+    retry_delay,
+    split_continuation,
+)
+
+DEFAULT_FUNCTION_TIMEOUT = 60.0
+
+
+@dataclass
+class Outcome:
+    """What to tell ROS, and what to do once ROS took the answer or refused it."""
+
+    answer: Answer | None  # None: nothing to say in this invocation (deferred, or superseded)
+    on_delivered: Callable[[], None] | None = None
+    on_refused: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Everything one handler call works with."""
+
+    settings: Settings
+    context: object
+    started_at: float
+    request: RosRequest
+    state: WaitState | None  # set when this invocation continues an earlier one's wait
+
+    @property
+    def fc_request_id(self) -> str:
+        return str(getattr(self.context, "request_id", "") or "")
+
+    def budget(self) -> Budget:
+        function = getattr(self.context, "function", None)
+        timeout = float(getattr(function, "timeout", None) or DEFAULT_FUNCTION_TIMEOUT)
+        return Budget.for_invocation(
+            self.started_at,
+            timeout,
+            self.settings.deadline_margin_seconds,
+            self.settings.inline_wait_seconds,
+            can_defer=self.settings.function is not None,
+        )
+
+
+def handle(event: object, context: object) -> dict:
+    """FC entry point (see index.py)."""
+    settings = Settings.from_env()
+    started_at = settings.clock.now()
+    guard_sdk_logs()
+    try:
+        raw_request, state = split_continuation(decode_event(event))
+        response_url_of(raw_request)
+    except InvalidRequest as error:
+        logger.error("request cannot be answered", extra={"reason": str(error)})
+        raise
+    try:
+        request = parse_request(raw_request)
+    except InvalidRequest as error:
+        return _answer_unparsable(raw_request, str(error), settings)
+
+    bind_request(
+        request_type=request.request_type,
+        request_id=request.request_id,
+        stack_id=request.stack_id,
+        logical_resource_id=request.logical_resource_id,
+        fc_request_id=str(getattr(context, "request_id", "") or ""),
+    )
+    logger.info(
+        "request received",
+        extra={"continuation": state.continuations if state else 0, "response_url": redact_url(request.response_url)},
+    )
+    invocation = Invocation(settings, context, started_at, request, state)
+    outcome = _run(invocation)
+    if outcome.answer is None:
+        return {"Status": "PENDING"}
+    _deliver(invocation, outcome)
+    return {"Status": outcome.answer.status, "PhysicalResourceId": outcome.answer.physical_resource_id}
+
+
+def _run(invocation: Invocation) -> Outcome:
+    """Do the request's work; every error becomes a FAILED answer here."""
+    request = invocation.request
+    try:
+        if request.request_type == "Create":
+            return _create(invocation)
+        if request.request_type == "Update":
+            return Outcome(_update(invocation))
+        return Outcome(_delete(invocation))
+    except ProviderError as error:
+        logger.warning("request failed", extra={"reason": str(error), "error_type": type(error).__name__})
+        return Outcome(_failed(request, str(error)))
+    except Exception as error:  # a bug: still answer, and leave the trace in the log
+        logger.exception("unexpected error")
+        return Outcome(
+            _failed(
+                request,
+                f"internal error in the provider: {type(error).__name__}: {error} "
+                f"(FC request {invocation.fc_request_id}; see the function's logs)",
+            )
+        )
+
+
+def _failed(request: RosRequest, reason: str) -> Answer:
+    physical_id = request.physical_resource_id or failed_create_id(request.request_id)
+    return Answer("FAILED", physical_id, reason=reason)
+
+
+def _success(physical_id: str, image_id: str | None = None) -> Answer:
+    return Answer("SUCCESS", physical_id, data={"ImageId": image_id} if image_id else None)
+
+
+# --- Create --------------------------------------------------------------------------------------------
+
+
+def _create(invocation: Invocation) -> Outcome:
+    request = invocation.request
+    settings = invocation.settings
+    props = parse_properties(request.resource_properties, request.region_id)
+    resource = _resource(invocation)
+    state = invocation.state or WaitState(began_at=invocation.started_at)
+    wait = CopyWait(
+        now=settings.clock.now,
+        sleep=settings.clock.sleep,
+        look=lambda image_id: resource.look(props, image_id),
+        mark_waiter=lambda image_id, token: resource.mark_waiter(props, image_id, token),
+        schedule=lambda next_state, delay: _schedule(invocation, next_state, delay),
+        budget=invocation.budget(),
+        max_wait=settings.max_wait_seconds,
+        can_defer=settings.function is not None,
+    )
+    try:
+        if state.image_id is None:
+            state = _start_copy(invocation, props, resource, wait, state)
+        view = wait.until_available(state)
+    except Deferred as pending:
+        logger.info("waiting continues in a later invocation", extra={"detail": str(pending)})
+        return Outcome(None)
+    except Stale as stale:
+        logger.info("another invocation owns this wait; stopping", extra={"detail": str(stale)})
+        return Outcome(None)
+    except ProviderError:
+        resource.discard(props, state.image_id)
+        raise
+    logger.info("copy available", extra={"image_id": view.image_id})
+    return Outcome(
+        _success(view.image_id, view.image_id),
+        on_delivered=lambda: resource.clear_waiter(props, view.image_id),
+        on_refused=lambda: resource.discard(props, view.image_id),
+    )
+
+
+def _start_copy(
+    invocation: Invocation, props: CopyImageProperties, resource: CopyImageResource, wait: CopyWait, state: WaitState
+) -> WaitState:
+    """CopyImage, or a later retry when ECS is throttling or has no free copy slot."""
+    try:
+        image_id = resource.start_copy(props)
+    except EcsError as error:
+        waited = invocation.settings.clock.now() - state.began_at
+        if (error.quota or error.transient) and invocation.settings.function is not None:
+            if waited < invocation.settings.max_wait_seconds:
+                logger.warning("ECS cannot start the copy yet; retrying later", extra={"error_code": error.code})
+                wait.defer(state, retry_delay(state.continuations))
+            raise CopyFailed(f"ECS did not start the copy within {waited:.0f} s: {error}") from None
+        raise
+    return replace(state, image_id=image_id, copy_started_at=invocation.settings.clock.now())
+
+
+def _schedule(invocation: Invocation, state: WaitState, delay: float) -> None:
+    identity = invocation.settings.function
+    assert identity is not None
+    payload = continuation_payload(invocation.request.raw, state)
+    invoke_later(identity, payload, delay, resolve_credentials(invocation.context), invocation.settings)
+    logger.info("next look scheduled", extra={"delay_seconds": round(delay), "continuation": state.continuations})
+
+
+# --- Update and Delete ---------------------------------------------------------------------------------
+
+
+def _update(invocation: Invocation) -> Answer:
+    request = invocation.request
+    new = parse_properties(request.resource_properties, request.region_id)
+    old = parse_properties(request.old_resource_properties, request.region_id)
+    changed = replacement_changes(old, new)
+    if changed:
+        raise ReplacementRequired(changed)
+    physical_id = request.physical_resource_id
+    if not is_image_id(physical_id):
+        raise CopyFailed(
+            f"this resource has no image to update (PhysicalResourceId {physical_id!r}); its Create failed"
+        )
+    actions = _resource(invocation).update(old, new, physical_id)
+    logger.info("copy updated", extra={"image_id": physical_id, "actions": actions})
+    return _success(physical_id, physical_id)
+
+
+def _delete(invocation: Invocation) -> Answer:
+    request = invocation.request
+    physical_id = request.physical_resource_id or failed_create_id(request.request_id)
+    try:
+        props = parse_properties(request.resource_properties, request.region_id)
+    except ProviderError as error:
+        if is_image_id(physical_id):
+            raise
+        # Properties that never validated never reached ECS: there is nothing to remove.
+        logger.info("nothing to delete: the properties never validated", extra={"reason": str(error)})
+        return _success(physical_id)
+    if props.retain_on_delete and is_image_id(physical_id):
+        logger.info("copy retained (RetainOnDelete)", extra={"image_id": physical_id})
+        return _success(physical_id, physical_id)
+    removed = _resource(invocation).delete(props, physical_id)
+    logger.info("delete done", extra={"removed": removed, "looked_up_by_tags": not is_image_id(physical_id)})
+    return _success(physical_id)
+
+
+# --- plumbing ------------------------------------------------------------------------------------------
+
+
+def _resource(invocation: Invocation) -> CopyImageResource:
+    images = EcsImages(invocation.settings, resolve_credentials(invocation.context))
+    return CopyImageResource(images, invocation.request, invocation.settings.clock.sleep)
+
+
+def _deliver(invocation: Invocation, outcome: Outcome) -> None:
+    request = invocation.request
+    answer = outcome.answer
+    assert answer is not None
+    body = response_body(request, answer)
+    try:
+        deliver_answer(body, request.response_url, request.intranet_response_url, invocation.settings)
+    except ResponseRefused as refused:
+        logger.error("ROS refused the answer", extra={"reason": str(refused), "status": answer.status})
+        if outcome.on_refused is not None:
+            outcome.on_refused()
+        return
+    logger.info(
+        "answered",
+        extra={"status": answer.status, "physical_resource_id": answer.physical_resource_id, "reason": answer.reason},
+    )
+    if outcome.on_delivered is not None:
+        outcome.on_delivered()
+
+
+def _answer_unparsable(raw: Mapping, reason: str, settings: Settings) -> dict:
+    """A request with a ResponseURL but other fields missing still gets a FAILED answer."""
+    logger.error("malformed request", extra={"reason": reason})
+
+    def field(name: str) -> str:
+        value = raw.get(name)
+        return value if isinstance(value, str) else ""
+
+    request = RosRequest(
+        request_type=field("RequestType"),
+        response_url=field("ResponseURL"),
+        intranet_response_url=field("IntranetResponseURL") or None,
+        stack_id=field("StackId"),
+        stack_name=field("StackName"),
+        request_id=field("RequestId"),
+        logical_resource_id=field("LogicalResourceId"),
+        region_id=field("RegionId"),
+        resource_properties=None,
+        physical_resource_id=field("PhysicalResourceId") or None,
+    )
+    answer = _failed(request, f"malformed request: {reason}")
+    try:
+        deliver_answer(response_body(request, answer), request.response_url, request.intranet_response_url, settings)
+    except ResponseRefused as refused:
+        logger.error("ROS refused the answer", extra={"reason": str(refused)})
+    return {"Status": "FAILED"}

@@ -1,0 +1,169 @@
+"""What Custom::CopyImage does in ECS: start a copy, look at it, change it, remove it.
+
+No protocol and no waiting here: each method does its ECS work and returns a value or raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from copyimage.errors import CopyFailed, EcsError
+from copyimage.images import FAILED, EcsImages, ImageView
+from copyimage.logs import logger
+from copyimage.properties import LOGICAL_ID_TAG, STACK_TAG, WAITER_TAG, CopyImageProperties, is_image_id
+from copyimage.protocol import RosRequest, client_token
+
+GONE_CHECKS = 10  # looks, a second apart, for a deleted image to disappear
+
+
+class CopyImageResource:
+    def __init__(self, images: EcsImages, request: RosRequest, sleep: Callable[[float], None]) -> None:
+        self._images = images
+        self._request = request
+        self._sleep = sleep
+
+    @property
+    def owner_tags(self) -> dict[str, str]:
+        """The tags that tie a copy to its stack and logical resource."""
+        return {STACK_TAG: self._request.stack_id, LOGICAL_ID_TAG: self._request.logical_resource_id}
+
+    # -- Create -------------------------------------------------------------------------------------------
+
+    def start_copy(self, props: CopyImageProperties) -> str:
+        token = client_token(self._request.stack_id, self._request.logical_resource_id, self._request.request_id)
+        image_id = self._images.copy(props, token, {**props.tag_map, **self.owner_tags})
+        logger.info(
+            "copy started",
+            extra={
+                "image_id": image_id,
+                "source_image_id": props.image_id,
+                "source_region": props.source_region_id,
+                "destination_region": props.destination_region_id,
+            },
+        )
+        return image_id
+
+    def look(self, props: CopyImageProperties, image_id: str) -> ImageView:
+        """The copy as ECS sees it now; raises CopyFailed when it is gone or failed."""
+        view = self._images.find(props.destination_region_id, image_id)
+        if view is None:
+            raise CopyFailed(
+                f"the copy {image_id} disappeared from {props.destination_region_id} before it became available "
+                "(it was cancelled or deleted outside this Create)"
+            )
+        if view.status in FAILED:
+            raise CopyFailed(
+                f"the copy {image_id} of {props.image_id} ended {view.status} in {props.destination_region_id}; "
+                "check that the source image is usable and that the destination region accepts it, then retry"
+            )
+        return view
+
+    def mark_waiter(self, props: CopyImageProperties, image_id: str, token: str) -> bool:
+        """Record which invocation chain waits for this copy; False when ECS would not take the tag."""
+        try:
+            self._images.tag(props.destination_region_id, image_id, {WAITER_TAG: token})
+        except EcsError as error:
+            logger.warning("could not mark the waiting invocation on the copy", extra={"error_code": error.code})
+            return False
+        return True
+
+    def clear_waiter(self, props: CopyImageProperties, image_id: str) -> None:
+        try:
+            self._images.untag(props.destination_region_id, image_id, [WAITER_TAG])
+        except EcsError as error:
+            logger.warning("could not remove the waiter tag", extra={"error_code": error.code})
+
+    def discard(self, props: CopyImageProperties, image_id: str | None) -> None:
+        """Best-effort removal of a copy this Create started, after the Create failed or was refused."""
+        region = props.destination_region_id
+        try:
+            views = (
+                [self._images.find(region, image_id)] if image_id else self._images.find_tagged(region, self.owner_tags)
+            )
+            for view in views:
+                if view is not None:
+                    self._remove(view, force=False, delete_snapshots=True)
+        except EcsError as error:
+            logger.error(
+                "could not remove the copy after a failed Create; the stack's Delete will retry",
+                extra={"image_id": image_id, "error_code": error.code},
+            )
+
+    # -- Update -------------------------------------------------------------------------------------------
+
+    def update(self, old: CopyImageProperties, new: CopyImageProperties, image_id: str) -> list[str]:
+        """Change the copy in place; returns the ECS actions it took."""
+        region = new.destination_region_id
+        view = self._images.find(region, image_id)
+        if view is None:
+            raise CopyFailed(f"the copy {image_id} no longer exists in {region}, so it cannot be updated")
+        actions: list[str] = []
+        name = new.destination_image_name if new.destination_image_name not in (None, view.name) else None
+        description = (
+            new.destination_description if new.destination_description not in (None, view.description) else None
+        )
+        if name or description:
+            self._images.modify(region, image_id, name, description)
+            actions.append("ModifyImageAttribute")
+        wanted = new.tag_map
+        removed = sorted(key for key in old.tag_map if key not in wanted and key in view.tags)
+        if removed:
+            self._images.untag(region, image_id, removed)
+            actions.append("UntagResources")
+        changed = {k: v for k, v in wanted.items() if view.tags.get(k) != v}
+        if changed:
+            self._images.tag(region, image_id, changed)
+            actions.append("TagResources")
+        if new.resource_group_id and new.resource_group_id != view.resource_group_id:
+            self._images.join_resource_group(region, image_id, new.resource_group_id)
+            actions.append("JoinResourceGroup")
+        return actions
+
+    # -- Delete -------------------------------------------------------------------------------------------
+
+    def delete(self, props: CopyImageProperties, physical_id: str | None) -> list[str]:
+        """Remove the copy; returns the ids removed. A missing image is success."""
+        region = props.destination_region_id
+        if is_image_id(physical_id):
+            views = [self._images.find(region, physical_id)]
+        else:
+            # No image id: only a copy tagged with this stack and logical id can be ours (a failed or
+            # timed-out Create left it behind).
+            views = self._images.find_tagged(region, self.owner_tags)
+        removed = []
+        for view in views:
+            if view is not None:
+                self._remove(view, force=props.force_delete, delete_snapshots=props.delete_snapshots)
+                removed.append(view.image_id)
+        return removed
+
+    def _remove(self, view: ImageView, force: bool, delete_snapshots: bool) -> None:
+        if view.in_progress:
+            try:
+                self._images.cancel_copy(view.region, view.image_id)
+                logger.info("copy cancelled", extra={"image_id": view.image_id})
+                return
+            except EcsError as error:
+                if error.code != "IncorrectImageStatus":
+                    raise
+                # It finished between our look and the cancel: delete it instead.
+        self._images.delete(view.region, view.image_id, force)
+        self._wait_until_gone(view)
+        logger.info("image deleted", extra={"image_id": view.image_id})
+        if delete_snapshots:
+            for snapshot_id in view.snapshot_ids:
+                try:
+                    self._images.delete_snapshot(view.region, snapshot_id)
+                except EcsError as error:
+                    if error.code != "InvalidSnapshotId.NotFound":
+                        raise
+            logger.info("snapshots deleted", extra={"snapshot_ids": list(view.snapshot_ids)})
+
+    def _wait_until_gone(self, view: ImageView) -> None:
+        for _ in range(GONE_CHECKS):
+            if self._images.find(view.region, view.image_id) is None:
+                return
+            self._sleep(1.0)
+        raise CopyFailed(
+            f"the image {view.image_id} was deleted but is still listed after {GONE_CHECKS} s; retry the delete"
+        )

@@ -1,0 +1,33 @@
+"""Bounded retries with full-jitter exponential backoff: the one retry loop every outbound call uses."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    attempts: int,
+    is_transient: Callable[[Exception], bool],
+    sleep: Callable[[float], None],
+    base_seconds: float = 0.5,
+    cap_seconds: float = 8.0,
+    on_retry: Callable[[int, Exception, float], None] | None = None,
+) -> T:
+    """Run ``call``; retry it after a transient error, at most ``attempts`` tries in all."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as error:
+            if attempt >= attempts or not is_transient(error):
+                raise
+            pause = random.uniform(0, min(cap_seconds, base_seconds * 2 ** (attempt - 1)))
+            if on_retry is not None:
+                on_retry(attempt, error, pause)
+            sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover

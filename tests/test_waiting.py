@@ -1,0 +1,74 @@
+"""When to look at a copy again, and what survives between invocations."""
+
+import pytest
+
+from copyimage.errors import InvalidRequest
+from copyimage.waiting import (
+    MAX_CHECK_DELAY,
+    MIN_CHECK_DELAY,
+    Budget,
+    WaitState,
+    continuation_payload,
+    next_check_delay,
+    retry_delay,
+    split_continuation,
+)
+
+
+def test_first_looks_come_within_seconds():
+    assert next_check_delay(0, 0) == MIN_CHECK_DELAY
+    assert next_check_delay(2, 20) < 10  # a quick copy: next look soon
+
+
+def test_delay_follows_the_estimated_time_left():
+    # 50% after 600 s: about 600 s left, look again at 80% of it.
+    assert next_check_delay(600, 50) == pytest.approx(0.8 * 600 * 49.5 / 50.5)
+    # nearly done: never sooner than 1% of the copy's age
+    assert next_check_delay(3500, 99) == pytest.approx(35.0)
+
+
+def test_delay_never_exceeds_the_copy_age_nor_fcs_limit():
+    assert next_check_delay(100, 1) == 100  # estimate says ~80 min, but the rate may change: look after 100 s
+    assert next_check_delay(30000, 1) == MAX_CHECK_DELAY
+
+
+def test_unknown_progress_doubles_the_wait():
+    assert next_check_delay(300, None) == 300
+
+
+def test_simulated_hour_long_copy_needs_few_looks_and_notices_the_end_quickly():
+    duration, t, looks = 3600.0, 2.0, 0
+    while True:
+        looks += 1
+        progress = min(99, int(100 * t / duration))
+        if t >= duration:
+            break
+        t += next_check_delay(t, progress)
+    assert looks <= 20
+    assert t - duration <= 72  # 2% of the copy's duration
+
+
+def test_retry_delay_doubles_and_is_capped():
+    assert [retry_delay(n) for n in range(6)] == [30, 60, 120, 240, 480, 600]
+
+
+def test_budget_without_deferral_uses_the_whole_timeout_less_the_margin():
+    assert Budget.for_invocation(100.0, 60.0, 10.0, 20.0, can_defer=True).inline_until == 120.0
+    assert Budget.for_invocation(100.0, 60.0, 10.0, 20.0, can_defer=False).inline_until == 150.0
+    assert Budget.for_invocation(100.0, 15.0, 10.0, 20.0, can_defer=True).inline_until == 105.0
+
+
+def test_continuation_round_trip():
+    state = WaitState(began_at=10.0, image_id="m-1", copy_started_at=12.0, continuations=3, waiter="abc")
+    request = {"RequestType": "Create", "RequestId": "r"}
+    assert split_continuation(continuation_payload(request, state)) == (request, state)
+    assert split_continuation(request) == (request, None)
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [{"Version": 99, "Request": {}, "State": {"began_at": 1}}, {"Version": 1, "Request": {}}, {"Version": 1}],
+)
+def test_malformed_continuation_is_rejected(wrapper):
+    with pytest.raises(InvalidRequest):
+        split_continuation({"CopyImageContinuation": wrapper})
