@@ -42,6 +42,7 @@ class Answer:
     body: bytes
     accepted: bool
     problems: list[str]
+    at: float = 0.0  # virtual time it arrived
 
     @property
     def json(self) -> dict:
@@ -336,7 +337,9 @@ class RosStandIn(StandIn):
         if previous is not None and parsed and parsed.get("Status") != previous.get("Status"):
             problems.append(f"contradictory answer: {parsed.get('Status')} after {previous.get('Status')}")
         accepted = not problems and not closed
-        self.answers.append(Answer(parts[4], parts[0], dict(request.headers), body, accepted, problems))
+        self.answers.append(
+            Answer(parts[4], parts[0], dict(request.headers), body, accepted, problems, at=self.clock.now())
+        )
         if problems:
             self.violations.extend(f"{pending.request['RequestType']} {parts[4]}: {p}" for p in problems)
             return json_reply(400, {"Code": "InvalidResponse", "Message": "; ".join(problems)})

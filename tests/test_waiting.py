@@ -18,6 +18,8 @@ from copyimage.waiting import (
 def test_first_looks_come_within_seconds():
     assert next_check_delay(0, 0) == MIN_CHECK_DELAY
     assert next_check_delay(2, 20) < 10  # a quick copy: next look soon
+    assert next_check_delay(0.05, 0) == MIN_CHECK_DELAY  # 0% right after the start says nothing yet
+    assert next_check_delay(8, 0) == 8  # still 0%: double the wait
 
 
 def test_delay_follows_the_estimated_time_left():

@@ -68,10 +68,12 @@ class CopyImageResource:
         return True
 
     def clear_waiter(self, props: CopyImageProperties, image_id: str) -> None:
+        """After the answer: the wait is over, and a late duplicate must find no waiter to match."""
         try:
             self._images.untag(props.destination_region_id, image_id, [WAITER_TAG])
         except EcsError as error:
-            logger.warning("could not remove the waiter tag", extra={"error_code": error.code})
+            if not error.code.endswith("NotFound"):  # already deleted by the stack's next request: fine
+                logger.warning("could not remove the waiter tag", extra={"error_code": error.code})
 
     def discard(self, props: CopyImageProperties, image_id: str | None) -> None:
         """Best-effort removal of a copy this Create started, after the Create failed or was refused."""

@@ -75,7 +75,8 @@ def _optional_float(value: object) -> float | None:
 def next_check_delay(copy_elapsed: float, progress: int | None) -> float:
     """Seconds until the next look at a copy that has run ``copy_elapsed`` seconds and reports ``progress``%.
 
-    ECS reports whole percents, so the rate is estimated from the middle of the reported percent. The
+    ECS reports whole percents, so the rate is estimated from the middle of the reported percent; at 0%
+    nothing can be estimated and the wait doubles instead. The
     next look comes at 80% of the estimated time left, never later than the copy's age again (a
     hedge against a rate that changes), and never sooner than 1% of its age, which bounds how late
     the end is noticed.
@@ -83,11 +84,11 @@ def next_check_delay(copy_elapsed: float, progress: int | None) -> float:
     elapsed = max(0.0, copy_elapsed)
     floor = max(MIN_CHECK_DELAY, DETECTION_FRACTION * elapsed)
     cap = min(MAX_CHECK_DELAY, max(60.0, elapsed))
-    if progress is not None and 0 <= progress < 100:
+    if progress is not None and 0 < progress < 100:
         done = progress + 0.5
         delay = ESTIMATE_SHARE * elapsed * (100 - done) / done
     else:
-        delay = elapsed  # no progress figure: double the wait
+        delay = elapsed  # no progress to go by yet: double the wait
     return min(max(delay, floor), cap)
 
 

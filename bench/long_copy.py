@@ -1,0 +1,101 @@
+"""Benchmark: what an hour-long copy costs the provider, on the local cloud with time running fast.
+
+Creates one Custom::CopyImage stack from template.yml whose copy takes --minutes of (virtual) time and
+reports:
+- billed_fraction: the function's billed time for the Create (every invocation, virtual seconds)
+  divided by the copy's duration. A function that sleeps while it polls bills 1.0.
+- detection_seconds: from the copy becoming Available in ECS to SUCCESS arriving at ROS.
+- describe_calls: DescribeImages calls made while waiting.
+The handler's waiting follows the same clock (COPYIMAGE_TIME_SCALE), and billed time is measured on it,
+so the loopback work of each invocation is scaled up too: the figures err on the expensive side.
+The last line printed is a JSON object with the three figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from emulator.cloud import LocalCloud  # noqa: E402
+
+TARGETS = {"billed_fraction": 0.03, "describe_calls": 40}
+
+
+def detection_target(copy_seconds: float) -> float:
+    return max(30.0, 0.02 * copy_seconds)
+
+
+def run(minutes: float, time_scale: float) -> dict:
+    copy_seconds = minutes * 60
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    with LocalCloud(time_scale=time_scale, copy_seconds=copy_seconds) as cloud:
+        source = cloud.seed_image("bench-source")
+        stack = cloud.ros.create_stack(
+            cloud.template(),
+            {"ImageId": source.image_id, "DestinationRegionId": "cn-shanghai", "DestinationImageName": "bench-copy"},
+            name="bench",
+        )
+        if stack.status != "CREATE_COMPLETE":
+            raise SystemExit(f"the stack failed: {stack.status}: {stack.reason}")
+        image = cloud.ecs.image(stack.outputs["ImageId"])
+        available_at = image.copy_started_at + image.copy_seconds
+        success = next(a for a in cloud.ros.answers if a.accepted and a.json.get("Status") == "SUCCESS")
+        create_invocations = list(cloud.fc.invocations)
+        describe_calls = len(cloud.ecs.calls_to("DescribeImages"))
+        violations = list(cloud.ros.violations)
+        cloud.ros.delete_stack(stack)
+    billed = sum(i.billed_seconds for i in create_invocations)
+    return {
+        "copy_seconds": copy_seconds,
+        "time_scale": time_scale,
+        "invocations": len(create_invocations),
+        "billed_seconds": round(billed, 1),
+        "billed_fraction": round(billed / copy_seconds, 4),
+        "detection_seconds": round(success.at - available_at, 1),
+        "describe_calls": describe_calls,
+        "violations": violations,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=60.0, help="how long the copy takes (virtual minutes)")
+    parser.add_argument("--time-scale", type=float, default=120.0, help="virtual seconds per real second")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    figures = run(args.minutes, args.time_scale)
+    copy_seconds = figures["copy_seconds"]
+    checks = {
+        "billed_fraction": figures["billed_fraction"] <= TARGETS["billed_fraction"],
+        "detection_seconds": figures["detection_seconds"] <= detection_target(copy_seconds),
+        "describe_calls": figures["describe_calls"] <= TARGETS["describe_calls"],
+    }
+    print(
+        f"copy of {copy_seconds / 60:.0f} min at time scale {figures['time_scale']:g}: "
+        f"{figures['invocations']} invocations"
+    )
+    print(
+        f"billed time      {figures['billed_seconds']:8.1f} s = {100 * figures['billed_fraction']:.2f}% "
+        f"of the copy (target <= 3%)  {'ok' if checks['billed_fraction'] else 'MISSED'}"
+    )
+    print(
+        f"detection        {figures['detection_seconds']:8.1f} s (target <= {detection_target(copy_seconds):.0f} s)"
+        f"  {'ok' if checks['detection_seconds'] else 'MISSED'}"
+    )
+    print(
+        f"DescribeImages   {figures['describe_calls']:8d}   (target <= 40)  {'ok' if checks['describe_calls'] else 'MISSED'}"
+    )
+    if figures["violations"]:
+        print("ROS saw protocol violations:", *figures["violations"], sep="\n  ")
+    print(json.dumps({k: figures[k] for k in ("billed_fraction", "detection_seconds", "describe_calls")}))
+    return 0 if all(checks.values()) and not figures["violations"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
