@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from emulator.cloud import LocalCloud  # noqa: E402
+from emulator.cloud import LocalCloud
 
 TARGETS = {"billed_fraction": 0.03, "describe_calls": 40}
 

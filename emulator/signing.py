@@ -105,7 +105,9 @@ def verify_acs3(request: SignedRequest, store: CredentialStore, nonces: NonceReg
     try:
         _check_fresh(calendar.timegm(time.strptime(date, "%Y-%m-%dT%H:%M:%SZ")))
     except ValueError:
-        raise AuthError(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.") from None
+        raise AuthError(
+            400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."
+        ) from None
 
     payload_hash = request.headers.get("x-acs-content-sha256", "")
     if not hmac.compare_digest(payload_hash, hashlib.sha256(request.body).hexdigest()):
@@ -114,7 +116,14 @@ def verify_acs3(request: SignedRequest, store: CredentialStore, nonces: NonceReg
     key = _known_key(store, key_id, request.headers.get("x-acs-security-token"))
     canonical_headers = "".join(f"{name}:{request.headers.get(name, '').strip()}\n" for name in names)
     canonical_request = "\n".join(
-        [request.method, request.path or "/", _acs3_canonical_query(request.query), canonical_headers, signed_names, payload_hash]
+        [
+            request.method,
+            request.path or "/",
+            _acs3_canonical_query(request.query),
+            canonical_headers,
+            signed_names,
+            payload_hash,
+        ]
     )
     string_to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical_request.encode()).hexdigest()
     expected = hmac.new(key.secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
@@ -139,7 +148,9 @@ def verify_fc2(request: SignedRequest, store: CredentialStore) -> AccessKey:
     try:
         key = _known_key(store, key_id, request.headers.get("x-fc-security-token"))
     except AuthError as error:
-        raise AuthError(403, "InvalidAccessKeyID" if error.status == 404 else "InvalidSecurityToken", error.message) from None
+        raise AuthError(
+            403, "InvalidAccessKeyID" if error.status == 404 else "InvalidSecurityToken", error.message
+        ) from None
 
     fc_headers = sorted((name, value) for name, value in request.headers.items() if name.startswith("x-fc-"))
     canonical_headers = "".join(f"{name}:{value}\n" for name, value in fc_headers)
@@ -147,10 +158,19 @@ def verify_fc2(request: SignedRequest, store: CredentialStore) -> AccessKey:
     if request.query:
         resource += "\n" + "\n".join(sorted(f"{k}={v}" for k, v in parse_qsl(request.query, keep_blank_values=True)))
     string_to_sign = "\n".join(
-        [request.method.upper(), request.headers.get("content-md5", ""), request.headers.get("content-type", ""), date,
-         canonical_headers + resource]
+        [
+            request.method.upper(),
+            request.headers.get("content-md5", ""),
+            request.headers.get("content-type", ""),
+            date,
+            canonical_headers + resource,
+        ]
     )
-    expected = base64.b64encode(hmac.new(key.secret.encode(), string_to_sign.encode(), hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(key.secret.encode(), string_to_sign.encode(), hashlib.sha256).digest()
+    ).decode()
     if not hmac.compare_digest(expected, signature):
-        raise AuthError(403, "SignatureNotMatch", "The request signature we calculated does not match the signature you provided.")
+        raise AuthError(
+            403, "SignatureNotMatch", "The request signature we calculated does not match the signature you provided."
+        )
     return key
