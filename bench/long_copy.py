@@ -88,9 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         f"detection        {figures['detection_seconds']:8.1f} s (target <= {detection_target(copy_seconds):.0f} s)"
         f"  {'ok' if checks['detection_seconds'] else 'MISSED'}"
     )
-    print(
-        f"DescribeImages   {figures['describe_calls']:8d}   (target <= 40)  {'ok' if checks['describe_calls'] else 'MISSED'}"
-    )
+    verdict = "ok" if checks["describe_calls"] else "MISSED"
+    print(f"DescribeImages   {figures['describe_calls']:8d}   (target <= 40)  {verdict}")
     if figures["violations"]:
         print("ROS saw protocol violations:", *figures["violations"], sep="\n  ")
     print(json.dumps({k: figures[k] for k in ("billed_fraction", "detection_seconds", "describe_calls")}))

@@ -1,7 +1,6 @@
 """Property validation: every rule names the property it guards."""
 
 import pytest
-
 from copyimage.errors import InvalidProperty
 from copyimage.properties import USER_TAG_LIMIT, Tag, parse_properties, replacement_changes
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from copyimage.errors import InvalidRequest
 from copyimage.protocol import (
     MAX_BODY_BYTES,
@@ -38,8 +37,9 @@ def test_decode_accepts_bytes_and_rejects_non_objects():
 
 
 def test_parse_request_reads_every_field():
-    request = parse_request({**EVENT, "RequestType": "Update", "PhysicalResourceId": "m-2",
-                             "OldResourceProperties": {"ImageId": "m-0"}})
+    request = parse_request(
+        {**EVENT, "RequestType": "Update", "PhysicalResourceId": "m-2", "OldResourceProperties": {"ImageId": "m-0"}}
+    )
     assert request.request_type == "Update"
     assert request.physical_resource_id == "m-2"
     assert request.old_resource_properties == {"ImageId": "m-0"}
@@ -70,7 +70,7 @@ def test_body_copies_the_request_ids():
 
 
 def test_long_reason_is_cut_from_its_end_to_fit_4096_bytes():
-    reason = "Property Tag: starts here. " + "\u4e2d\"" * 5000
+    reason = "Property Tag: starts here. " + '\u4e2d"' * 5000
     raw = response_body(parse_request(EVENT), Answer("FAILED", "x", reason=reason))
     assert len(raw) <= MAX_BODY_BYTES
     body = json.loads(raw)

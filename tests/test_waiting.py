@@ -1,7 +1,6 @@
 """When to look at a copy again, and what survives between invocations."""
 
 import pytest
-
 from copyimage.errors import InvalidRequest
 from copyimage.waiting import (
     MAX_CHECK_DELAY,

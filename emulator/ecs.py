@@ -1,0 +1,861 @@
+"""The ECS stand-in: the image APIs of ECS 2014-05-26, RPC style, as ``alibabacloud-ecs20140526`` calls them.
+
+The Python SDK sends ``POST /`` with the action in the ``x-acs-action`` header, the version in
+``x-acs-version`` and every parameter in the query string (``Tag.1.Key=…``, ``ResourceId.1=…``); a
+form-encoded body is read too. Booleans arrive as Python spells them (``True``/``False``): any case is
+accepted. Every region is served on the one endpoint; the region comes from ``RegionId``.
+
+Each request is verified (``ACS3-HMAC-SHA256``) before anything else; then injected faults apply;
+then the action runs under one lock. Copies progress lazily from the shared :class:`Clock`:
+``Creating`` with ``Progress`` ``'0%'``..``'99%'`` until ``copy_seconds`` of virtual time have passed,
+then ``Available``/``'100%'`` (or ``CreateFailed`` at ``fail_at_fraction``). A copy's snapshots exist
+from the moment it becomes ``Available``; until then ``DiskDeviceMappings`` show an empty ``SnapshotId``.
+
+Modelling choices where the documentation leaves room:
+- CopyImage without DestinationImageName/DestinationDescription takes the source's; the duplicate-name
+  check applies to an explicit DestinationImageName only. Real ECS also copies within one region (and
+  defaults DestinationRegionId to the source); here that is refused unless ``allow_same_region_copy``.
+- Real ECS queues copies beyond five per region; here the sixth is refused with ``QuotaExceed.Image``.
+- ClientToken: the same token with the same parameters answers the first ImageId (even once that copy
+  is cancelled); a token is remembered only when a copy started.
+- DescribeImages: ``Status`` defaults to ``Available``; ``ImageName`` matches a substring; a
+  ``Tag.N.Key`` without a value matches any value; newest images first.
+
+Every error reply is JSON ``{"RequestId", "HostId", "Code", "Message"}`` with the HTTP status below,
+so the SDK raises ``ClientException`` (4xx) or ``ServerException`` (5xx) carrying ``.code``.
+
+Errors modelled (HTTP status, Code):
+
+Any action
+    signature checks (see :mod:`emulator.signing`): 400 ``IncompleteSignature``, ``SignatureDoesNotMatch``,
+    ``InvalidTimeStamp.Expired``, ``InvalidTimeStamp.Format``, ``SignatureNonceUsed``,
+    ``MissingSecurityToken``, ``InvalidSecurityToken.Mismatch``; 404 ``InvalidAccessKeyId.NotFound``.
+    404 ``InvalidAction.NotFound`` (an action not modelled here); 400 ``InvalidVersion``;
+    400 ``MissingParameter`` (the message names the parameter); 400 ``InvalidParameter`` (a boolean or
+    integer that does not parse, or a PageSize/PageNumber out of range);
+    400 ``InvalidRegionId.MalFormed`` (a RegionId this stand-in does not serve).
+Injected faults
+    400 ``Throttling.User``; 500 ``InternalError``; 503 ``ServiceUnavailable``.
+CopyImage
+    400 ``InvalidClientToken.Malformed`` (not ASCII or over 64 chars); 400 ``IdempotentParameterMismatch``;
+    400 ``IncorrectDestinationRegion`` (unknown destination); 400 ``InvalidParameter.DestinationRegion``
+    (destination equals source, unless ``allow_same_region_copy``); 404 ``InvalidImageId.NotFound``
+    (no such image in the source region, or a system image); 403 ``IncorrectImageStatus`` (source not
+    Available); 400 ``InvalidImageName.Malformed``; 400 ``InvalidImageName.Duplicated`` (name used in the
+    destination region); 400 ``InvalidDescription.Malformed``; 400 ``InvalidTagCount`` (over 20);
+    400 ``InvalidTagKey.Malformed``; 400 ``InvalidTagValue.Malformed``; 400 ``InvalidResourceGroupId.Malformed``;
+    400 ``InvalidParameter.EncryptedIllegal`` (KMSKeyId without Encrypted=true);
+    404 ``InvalidParameter.KMSKeyId.NotFound``; 403 ``QuotaExceed.Image`` (5 copies from the source region
+    already Creating); 400 ``DryRunOperation`` (DryRun=true and every check passed).
+DescribeImages
+    the common errors only.
+CancelCopyImage
+    404 ``InvalidImageId.NotFound``; 403 ``IncorrectImageStatus`` (not a copy in progress, e.g. completed).
+DeleteImage (a missing image is ignored)
+    403 ``OperationDenied`` (system image); 403 ``OperationDenied.ImageCopying`` (a copy in progress: cancel
+    it); 403 ``IncorrectImageStatus`` (any other image still Creating/Waiting); 403 ``ImageUsingByInstance``
+    (in use and Force not true). The codes of the last three follow the DeleteImage error table in
+    Alibaba's API reference.
+ModifyImageAttribute
+    404 ``InvalidImageId.NotFound``; 403 ``OperationDenied`` (system image); the name and description errors
+    of CopyImage, with ``InvalidImageName.Duplicated`` for a name used by another image of the region.
+TagResources / UntagResources / JoinResourceGroup
+    400 ``InvalidResourceType.NotSupported`` (ResourceType other than ``image``);
+    404 ``InvalidResourceId.NotFound``; TagResources: the tag errors of CopyImage, ``InvalidTagCount`` when
+    an image would carry over 20 tags; JoinResourceGroup: 400 ``InvalidResourceGroupId.Malformed``.
+DeleteSnapshot (no RegionId: the snapshot is looked up in every region)
+    404 ``InvalidSnapshotId.NotFound``; 403 ``IncorrectSnapshotStatus`` (an existing image uses it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import string
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl
+
+from emulator.clock import Clock
+from emulator.credentials import CredentialStore
+from emulator.http import Reply, Request, StandIn, json_reply
+from emulator.signing import AuthError, NonceRegistry, verify_acs3
+
+API_VERSION = "2014-05-26"
+HOST_ID = "ecs.aliyuncs.com"
+DEFAULT_REGIONS = (
+    "cn-hangzhou",
+    "cn-shanghai",
+    "cn-beijing",
+    "cn-shenzhen",
+    "cn-hongkong",
+    "ap-southeast-1",
+    "us-west-1",
+    "eu-central-1",
+)
+DEFAULT_KMS_KEY_ID = "key-hzz00000000000000001"
+MAX_TAGS = 20
+MAX_COPIES_IN_PROGRESS = 5
+MAX_CLIENT_TOKEN_LENGTH = 64
+IMAGE_STATUSES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated")
+DEFAULT_IMAGE_SIZE_GIB = 40
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_CJK = "\u4e00-\u9fff"
+_NAME_RE = re.compile(rf"[A-Za-z{_CJK}][A-Za-z0-9{_CJK}.:_\-]{{1,127}}")
+_RESOURCE_GROUP_RE = re.compile(r"rg-[A-Za-z0-9]{1,64}")
+_FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
+
+
+def _iso8601(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EcsError(Exception):
+    """An API error: HTTP status, Alibaba error code, message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class Image:
+    image_id: str
+    region: str
+    name: str
+    description: str = ""
+    owner_alias: str = "self"  # 'self' | 'system'
+    status: str = "Available"
+    progress: str = "100%"
+    created_at: float = 0.0  # virtual seconds
+    tags: dict[str, str] = field(default_factory=dict)
+    snapshot_ids: list[str] = field(default_factory=list)
+    size: int = DEFAULT_IMAGE_SIZE_GIB
+    resource_group_id: str = ""
+    is_copied: bool = False
+    source: tuple[str, str] | None = None  # (region, image id) of the image a copy was made from
+    encrypted: bool = False
+    kms_key_id: str | None = None
+    in_use: bool = False
+    copy_started_at: float | None = None
+    copy_seconds: float = 0.0
+    fail_at_fraction: float | None = None
+
+    @property
+    def is_copy(self) -> bool:
+        return self.copy_started_at is not None
+
+
+@dataclass
+class Snapshot:
+    snapshot_id: str
+    region: str
+    size: int
+    image_id: str  # the image it was made for; it may be gone since
+
+
+@dataclass(frozen=True)
+class Call:
+    action: str
+    params: dict[str, str]
+    region: str | None
+    at: float  # virtual time the request arrived
+    status: int
+    error_code: str | None
+    access_key_id: str | None
+
+
+# --------------------------------------------------------------------------- fault injection
+
+_FAULT_ERRORS = {
+    "throttle": (400, "Throttling.User", "Request was denied due to user flow control."),
+    "server_error": (500, "InternalError", "The request processing has failed due to some unknown error."),
+    "unavailable": (503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
+}
+FAULT_KINDS = (*_FAULT_ERRORS, "latency")
+
+
+@dataclass
+class Fault:
+    action: str | None  # None: any action
+    kind: str
+    remaining: int | None  # None: forever
+    seconds: float = 0.0
+
+
+class FaultPlan:
+    """Faults to inject, in the order added. Per call, at most one latency and one error fault apply."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, action: str | None, kind: str, count: int | None = 1, seconds: float = 0.0) -> Fault:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
+        if count is not None and count < 1:
+            raise ValueError("count must be at least 1, or None for ever")
+        fault = Fault(action, kind, count, float(seconds))
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def take(self, action: str) -> tuple[Fault | None, Fault | None]:
+        """Consume and return the first matching latency fault and the first matching error fault."""
+        latency = error = None
+        with self._lock:
+            for fault in list(self._faults):
+                if fault.action is not None and fault.action != action:
+                    continue
+                if fault.kind == "latency":
+                    if latency is not None:
+                        continue
+                    latency = fault
+                elif error is None:
+                    error = fault
+                else:
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+        return latency, error
+
+
+# --------------------------------------------------------------------------- request parameters
+
+
+class _Params:
+    """The decoded parameters of one request, with the parsing rules every action shares."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.region: str | None = values.get("RegionId") or None
+
+    def get(self, name: str) -> str | None:
+        """The value, or None when absent or empty."""
+        value = self.values.get(name)
+        return value if value else None
+
+    def required(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise _missing(name)
+        return value
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.get(name)
+        if value is None:
+            return default
+        if value.lower() not in ("true", "false"):
+            raise EcsError(400, "InvalidParameter", f'The specified parameter "{name}" must be true or false.')
+        return value.lower() == "true"
+
+    def integer(self, name: str, default: int, low: int, high: int | None) -> int:
+        value = self.get(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if number is None or number < low or (high is not None and number > high):
+            bounds = f"{low}..{high}" if high is not None else f"at least {low}"
+            raise EcsError(400, "InvalidParameter", f'The specified parameter "{name}" must be an integer {bounds}.')
+        return number
+
+    def listed(self, prefix: str) -> list[str]:
+        """``Prefix.1``, ``Prefix.2``, … in index order, empty values dropped."""
+        pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)")
+        found = [(int(m.group(1)), v) for k, v in self.values.items() if (m := pattern.fullmatch(k)) and v]
+        return [value for _, value in sorted(found)]
+
+    def tags(self) -> list[tuple[str, str | None]]:
+        """``Tag.N.Key``/``Tag.N.Value`` pairs in index order; the value is None when not sent."""
+        pattern = re.compile(r"Tag\.(\d+)\.(Key|Value)")
+        by_index: dict[int, dict[str, str]] = {}
+        for name, value in self.values.items():
+            match = pattern.fullmatch(name)
+            if match:
+                by_index.setdefault(int(match.group(1)), {})[match.group(2)] = value
+        pairs = []
+        for index in sorted(by_index):
+            entry = by_index[index]
+            if not entry.get("Key"):
+                raise EcsError(400, "InvalidTagKey.Malformed", f"Tag.{index}.Key is missing or empty.")
+            pairs.append((entry["Key"], entry.get("Value")))
+        return pairs
+
+
+def _missing(name: str) -> EcsError:
+    message = f'The input parameter "{name}" that is mandatory for processing this request is not supplied.'
+    return EcsError(400, "MissingParameter", message)
+
+
+def _decode_params(request: Request) -> dict[str, str]:
+    params = dict(parse_qsl(request.query, keep_blank_values=True))
+    if request.body and request.headers.get("content-type", "").startswith(_FORM_CONTENT_TYPE):
+        params.update(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
+    return params
+
+
+def _claimed_key_id(headers: dict[str, str]) -> str | None:
+    match = re.search(r"Credential=([^,\s]+)", headers.get("authorization", ""))
+    return match.group(1) if match else None
+
+
+# --------------------------------------------------------------------------- validation rules
+
+
+def check_image_name(name: str) -> None:
+    lowered = name.lower()
+    if lowered.startswith(("http://", "https://", "acs:", "aliyun")) or not _NAME_RE.fullmatch(name):
+        raise EcsError(
+            400,
+            "InvalidImageName.Malformed",
+            "The image name must be 2 to 128 characters, start with a letter or a Chinese character, contain only "
+            "letters, Chinese characters, digits, '.', ':', '_' and '-', and not start with http://, https://, "
+            "acs: or aliyun.",
+        )
+
+
+def check_description(description: str) -> None:
+    if not 2 <= len(description) <= 256 or description.lower().startswith(("http://", "https://")):
+        raise EcsError(
+            400,
+            "InvalidDescription.Malformed",
+            "The description must be 2 to 256 characters and not start with http:// or https://.",
+        )
+
+
+def check_tags(tags: list[tuple[str, str | None]]) -> None:
+    if len(tags) > MAX_TAGS:
+        raise EcsError(400, "InvalidTagCount", f"At most {MAX_TAGS} tags are allowed.")
+    for key, value in tags:
+        lowered = key.lower()
+        if (
+            not 1 <= len(key) <= 128
+            or lowered.startswith(("aliyun", "acs:"))
+            or "http://" in lowered
+            or "https://" in lowered
+        ):
+            raise EcsError(400, "InvalidTagKey.Malformed", f"The tag key {key!r} is not valid.")
+        if value is not None and (len(value) > 128 or value.lower().startswith("acs:")):
+            raise EcsError(400, "InvalidTagValue.Malformed", f"The tag value {value!r} is not valid.")
+
+
+def check_resource_group(resource_group_id: str) -> None:
+    if not _RESOURCE_GROUP_RE.fullmatch(resource_group_id):
+        raise EcsError(
+            400, "InvalidResourceGroupId.Malformed", f"The resource group id {resource_group_id!r} is not valid."
+        )
+
+
+def check_resource_type(resource_type: str) -> None:
+    if resource_type != "image":
+        message = f"The resource type {resource_type!r} is not supported; only 'image' is."
+        raise EcsError(400, "InvalidResourceType.NotSupported", message)
+
+
+def _name_duplicated(name: str, region: str) -> EcsError:
+    return EcsError(400, "InvalidImageName.Duplicated", f"An image named {name!r} already exists in {region}.")
+
+
+def _image_not_found(image_id: str, region: str) -> EcsError:
+    return EcsError(404, "InvalidImageId.NotFound", f"The specified image {image_id} does not exist in {region}.")
+
+
+def _resource_not_found(resource_id: str) -> EcsError:
+    return EcsError(404, "InvalidResourceId.NotFound", f"The specified resource {resource_id} is not found.")
+
+
+# --------------------------------------------------------------------------- the stand-in
+
+
+class EcsStandIn(StandIn):
+    def __init__(
+        self,
+        clock: Clock,
+        credentials: CredentialStore,
+        regions: Iterable[str] = DEFAULT_REGIONS,
+        copy_seconds: float = 60.0,
+        port: int = 0,
+    ) -> None:
+        super().__init__(port)
+        self.clock = clock
+        self.credentials = credentials
+        self.regions = tuple(regions)
+        self.copy_seconds = float(copy_seconds)  # duration of new copies, in virtual seconds
+        self.allow_same_region_copy = False  # real ECS accepts same-region copies; this stand-in refuses by default
+        self.kms_keys: set[str] = {DEFAULT_KMS_KEY_ID}
+        self.faults = FaultPlan()
+        self.calls: list[Call] = []
+        self._nonces = NonceRegistry()
+        self._lock = threading.RLock()
+        self._images: dict[str, dict[str, Image]] = {region: {} for region in self.regions}
+        self._snapshots: dict[str, dict[str, Snapshot]] = {region: {} for region in self.regions}
+        self._tokens: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {}  # token -> (parameters, image id)
+        self._pending_failures: list[float] = []
+        self._seed_counter = 0
+
+    # ------------------------------------------------------------------ helpers for tests and demos
+
+    def seed_image(
+        self,
+        region: str,
+        name: str | None = None,
+        snapshot_count: int = 1,
+        owner_alias: str = "self",
+        status: str = "Available",
+        **attrs: object,
+    ) -> Image:
+        """Put an image (and its snapshots) in a region. Names follow the API's rules and are unique per region."""
+        with self._lock:
+            if region not in self._images:
+                raise ValueError(f"unknown region {region!r}")
+            if name is None:
+                self._seed_counter += 1
+                name = f"seed-image-{self._seed_counter}"
+            try:
+                check_image_name(name)
+            except EcsError as error:
+                raise ValueError(f"{error.code}: {name!r}") from None
+            if self._name_taken(region, name):
+                raise ValueError(f"an image named {name!r} already exists in {region}")
+            attrs.setdefault("progress", "100%" if status == "Available" else "0%")
+            image = Image(
+                image_id=_new_id("m-"),
+                region=region,
+                name=name,
+                owner_alias=owner_alias,
+                status=status,
+                created_at=self.clock.now(),
+                **attrs,
+            )
+            for _ in range(snapshot_count):
+                snapshot = Snapshot(_new_id("s-"), region, image.size, image.image_id)
+                self._snapshots[region][snapshot.snapshot_id] = snapshot
+                image.snapshot_ids.append(snapshot.snapshot_id)
+            self._images[region][image.image_id] = image
+            return image
+
+    def image(self, image_id: str) -> Image | None:
+        """The image with that id in any region, its status brought up to date; None if there is none.
+
+        This is the live record: a test may change fields such as ``in_use`` or ``status`` directly.
+        """
+        with self._lock:
+            for images in self._images.values():
+                if image_id in images:
+                    return self._refresh(images[image_id])
+            return None
+
+    def images(self, region: str) -> list[Image]:
+        with self._lock:
+            return [self._refresh(image) for image in self._images[region].values()]
+
+    def snapshots(self, region: str) -> list[str]:
+        with self._lock:
+            self._refresh_all()
+            return list(self._snapshots[region])
+
+    def fail_copies(self, count: int = 1, at_fraction: float = 0.5) -> None:
+        """The next ``count`` copies end ``CreateFailed`` once ``at_fraction`` of their duration has passed."""
+        if not 0.0 <= at_fraction <= 1.0:
+            raise ValueError("at_fraction must be within 0..1")
+        with self._lock:
+            self._pending_failures.extend([float(at_fraction)] * count)
+
+    def calls_to(self, action: str) -> list[Call]:
+        with self._lock:
+            return [call for call in self.calls if call.action == action]
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    # ------------------------------------------------------------------ request handling
+
+    def handle(self, request: Request) -> Reply:
+        values = _decode_params(request)
+        params = _Params(values)
+        action = request.headers.get("x-acs-action") or values.get("Action", "")
+        arrived = self.clock.now()
+        request_id = str(uuid.uuid4()).upper()
+        key_id = _claimed_key_id(request.headers)
+        try:
+            key_id = verify_acs3(request.signed(), self.credentials, self._nonces).id
+            self._inject_faults(action)
+            if request.headers.get("x-acs-version", API_VERSION) != API_VERSION:
+                raise EcsError(400, "InvalidVersion", "Specified parameter Version is not valid.")
+            handler = _ACTIONS.get(action)
+            if handler is None:
+                message = "Specified api is not found, please check your url and method."
+                raise EcsError(404, "InvalidAction.NotFound", message)
+            with self._lock:
+                result = handler(self, params)
+            status, payload, code = 200, {"RequestId": request_id, **result}, None
+        except (AuthError, EcsError) as error:
+            status, code = error.status, error.code
+            payload = {"RequestId": request_id, "HostId": HOST_ID, "Code": error.code, "Message": error.message}
+        with self._lock:
+            self.calls.append(Call(action, dict(values), params.region, arrived, status, code, key_id))
+        return json_reply(status, payload, {"x-acs-request-id": request_id})
+
+    def _inject_faults(self, action: str) -> None:
+        latency, error = self.faults.take(action)
+        if latency is not None:
+            time.sleep(latency.seconds)
+        if error is not None:
+            raise EcsError(*_FAULT_ERRORS[error.kind])
+
+    # ------------------------------------------------------------------ state helpers (call with the lock held)
+
+    def _refresh(self, image: Image) -> Image:
+        """Bring a copy in progress up to date with the clock."""
+        if not image.is_copy or image.status != "Creating":
+            return image
+        elapsed = max(0.0, self.clock.now() - (image.copy_started_at or 0.0))
+        fraction = elapsed / image.copy_seconds if image.copy_seconds > 0 else 1.0
+        if image.fail_at_fraction is not None and fraction >= image.fail_at_fraction:
+            image.status, image.progress = "CreateFailed", f"{math.floor(image.fail_at_fraction * 100)}%"
+        elif fraction >= 1.0:
+            image.status, image.progress = "Available", "100%"
+            region_snapshots = self._snapshots[image.region]
+            for snapshot_id in image.snapshot_ids:
+                region_snapshots[snapshot_id] = Snapshot(snapshot_id, image.region, image.size, image.image_id)
+        else:
+            image.progress = f"{min(99, math.floor(fraction * 100))}%"
+        return image
+
+    def _refresh_all(self) -> None:
+        for images in self._images.values():
+            for image in images.values():
+                self._refresh(image)
+
+    def _region(self, params: _Params) -> str:
+        region = params.required("RegionId")
+        if region not in self._images:
+            message = f"The specified parameter RegionId {region!r} is not valid."
+            raise EcsError(400, "InvalidRegionId.MalFormed", message)
+        return region
+
+    def _name_taken(self, region: str, name: str, other_than: str | None = None) -> bool:
+        return any(i.name == name and i.image_id != other_than for i in self._images[region].values())
+
+    def _images_for_tagging(self, params: _Params) -> tuple[str, list[Image]]:
+        region = self._region(params)
+        check_resource_type(params.required("ResourceType"))
+        ids = params.listed("ResourceId")
+        if not ids:
+            raise _missing("ResourceId.1")
+        images = []
+        for resource_id in ids:
+            image = self._images[region].get(resource_id)
+            if image is None:
+                raise _resource_not_found(resource_id)
+            images.append(image)
+        return region, images
+
+    def _image_view(self, image: Image) -> dict[str, object]:
+        mappings = [
+            {
+                "SnapshotId": snapshot_id if snapshot_id in self._snapshots[image.region] else "",
+                "Size": str(image.size),
+                "Device": f"/dev/xvd{chr(ord('a') + index)}",
+                "Type": "system" if index == 0 else "data",
+                "Encrypted": image.encrypted,
+            }
+            for index, snapshot_id in enumerate(image.snapshot_ids)
+        ]
+        return {
+            "ImageId": image.image_id,
+            "ImageName": image.name,
+            "Description": image.description,
+            "Status": image.status,
+            "Progress": image.progress,
+            "IsCopied": image.is_copied,
+            "ImageOwnerAlias": image.owner_alias,
+            "CreationTime": _iso8601(image.created_at),
+            "ResourceGroupId": image.resource_group_id,
+            "Size": image.size,
+            "OSType": "linux",
+            "Architecture": "x86_64",
+            "Usage": "instance" if image.in_use else "none",
+            "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in image.tags.items()]},
+            "DiskDeviceMappings": {"DiskDeviceMapping": mappings},
+        }
+
+    # ------------------------------------------------------------------ actions
+
+    def _copy_image(self, params: _Params) -> dict[str, object]:
+        token = params.get("ClientToken")
+        if token is not None and (len(token) > MAX_CLIENT_TOKEN_LENGTH or not token.isascii()):
+            raise EcsError(400, "InvalidClientToken.Malformed", "The ClientToken must be ASCII, at most 64 characters.")
+        fingerprint = tuple(sorted((k, v) for k, v in params.values.items() if k != "ClientToken"))
+        if token is not None and token in self._tokens:
+            first_fingerprint, first_image_id = self._tokens[token]
+            if first_fingerprint != fingerprint:
+                raise EcsError(
+                    400, "IdempotentParameterMismatch", "The ClientToken was used before with different parameters."
+                )
+            return {"ImageId": first_image_id}
+
+        source_region = self._region(params)
+        image_id = params.required("ImageId")
+        destination = params.get("DestinationRegionId")
+        if destination is None:
+            if not self.allow_same_region_copy:
+                raise _missing("DestinationRegionId")
+            destination = source_region
+        name = params.get("DestinationImageName")
+        if name is not None:
+            check_image_name(name)
+        description = params.get("DestinationDescription")
+        if description is not None:
+            check_description(description)
+        tags = params.tags()
+        check_tags(tags)
+        resource_group = params.get("ResourceGroupId")
+        if resource_group is not None:
+            check_resource_group(resource_group)
+        encrypted = params.boolean("Encrypted")
+        kms_key_id = params.get("KMSKeyId")
+        if kms_key_id is not None and not encrypted:
+            raise EcsError(400, "InvalidParameter.EncryptedIllegal", "KMSKeyId is only valid with Encrypted=true.")
+        dry_run = params.boolean("DryRun")
+
+        if destination not in self._images:
+            raise EcsError(400, "IncorrectDestinationRegion", f"The destination region {destination!r} is not valid.")
+        if destination == source_region and not self.allow_same_region_copy:
+            raise EcsError(
+                400, "InvalidParameter.DestinationRegion", "The destination region must differ from the source region."
+            )
+        source = self._images[source_region].get(image_id)
+        if source is None or source.owner_alias != "self":
+            raise _image_not_found(image_id, source_region)
+        if self._refresh(source).status != "Available":
+            raise EcsError(403, "IncorrectImageStatus", f"The image {image_id} is {source.status}, not Available.")
+        if kms_key_id is not None and kms_key_id not in self.kms_keys:
+            raise EcsError(404, "InvalidParameter.KMSKeyId.NotFound", f"The KMS key {kms_key_id} does not exist.")
+        if name is not None and self._name_taken(destination, name):
+            raise _name_duplicated(name, destination)
+        self._refresh_all()
+        in_progress = sum(
+            1
+            for images in self._images.values()
+            for image in images.values()
+            if image.status == "Creating" and image.source is not None and image.source[0] == source_region
+        )
+        if in_progress >= MAX_COPIES_IN_PROGRESS:
+            raise EcsError(
+                403, "QuotaExceed.Image", f"{MAX_COPIES_IN_PROGRESS} image copies from {source_region} are in progress."
+            )
+        if dry_run:
+            raise EcsError(400, "DryRunOperation", "Request validation has been passed with DryRun flag set.")
+
+        now = self.clock.now()
+        copy = Image(
+            image_id=_new_id("m-"),
+            region=destination,
+            name=name if name is not None else source.name,
+            description=description if description is not None else source.description,
+            status="Creating",
+            progress="0%",
+            created_at=now,
+            tags={key: value or "" for key, value in tags},
+            snapshot_ids=[_new_id("s-") for _ in source.snapshot_ids],
+            size=source.size,
+            resource_group_id=resource_group or "",
+            is_copied=True,
+            source=(source_region, image_id),
+            encrypted=encrypted or source.encrypted,
+            kms_key_id=kms_key_id,
+            copy_started_at=now,
+            copy_seconds=self.copy_seconds,
+            fail_at_fraction=self._pending_failures.pop(0) if self._pending_failures else None,
+        )
+        self._images[destination][copy.image_id] = copy
+        if token is not None:
+            self._tokens[token] = (fingerprint, copy.image_id)
+        return {"ImageId": copy.image_id}
+
+    def _describe_images(self, params: _Params) -> dict[str, object]:
+        region = self._region(params)
+        statuses = {s.strip() for s in (params.get("Status") or "Available").split(",") if s.strip()}
+        wanted_ids = {i.strip() for i in (params.get("ImageId") or "").split(",") if i.strip()}
+        name = params.get("ImageName")
+        owner = params.get("ImageOwnerAlias")
+        resource_group = params.get("ResourceGroupId")
+        snapshot_id = params.get("SnapshotId")
+        tag_filters = params.tags()
+        page_size = params.integer("PageSize", 10, 1, 100)
+        page_number = params.integer("PageNumber", 1, 1, None)
+
+        def matches(image: Image) -> bool:
+            return (
+                image.status in statuses
+                and (not wanted_ids or image.image_id in wanted_ids)
+                and (name is None or name in image.name)
+                and (owner is None or image.owner_alias == owner)
+                and (resource_group is None or image.resource_group_id == resource_group)
+                and (snapshot_id is None or snapshot_id in image.snapshot_ids)
+                and all(key in image.tags and (value is None or image.tags[key] == value) for key, value in tag_filters)
+            )
+
+        found = [image for image in self.images(region) if matches(image)]
+        found.sort(key=lambda image: image.created_at, reverse=True)
+        page = found[(page_number - 1) * page_size : page_number * page_size]
+        return {
+            "RegionId": region,
+            "TotalCount": len(found),
+            "PageNumber": page_number,
+            "PageSize": page_size,
+            "Images": {"Image": [self._image_view(image) for image in page]},
+        }
+
+    def _cancel_copy_image(self, params: _Params) -> dict[str, object]:
+        region = self._region(params)
+        image_id = params.required("ImageId")
+        image = self._images[region].get(image_id)
+        if image is None:
+            raise _image_not_found(image_id, region)
+        if not image.is_copy or self._refresh(image).status != "Creating":
+            message = f"The image {image_id} is {image.status}, not a copy in progress."
+            raise EcsError(403, "IncorrectImageStatus", message)
+        del self._images[region][image_id]  # its snapshots were never completed
+        return {}
+
+    def _delete_image(self, params: _Params) -> dict[str, object]:
+        region = self._region(params)
+        image_id = params.required("ImageId")
+        force = params.boolean("Force")
+        image = self._images[region].get(image_id)
+        if image is None:
+            return {}
+        self._refresh(image)
+        if image.owner_alias != "self":
+            raise EcsError(403, "OperationDenied", f"The image {image_id} is not a custom image.")
+        if image.is_copy and image.status == "Creating":
+            raise EcsError(403, "OperationDenied.ImageCopying", "The Image is copying; cancel the copy instead.")
+        if image.status in ("Creating", "Waiting"):
+            raise EcsError(403, "IncorrectImageStatus", f"The image {image_id} is {image.status}.")
+        if image.in_use and not force:
+            raise EcsError(403, "ImageUsingByInstance", "The specified image has been used to create instances.")
+        del self._images[region][image_id]  # its snapshots stay
+        return {}
+
+    def _modify_image_attribute(self, params: _Params) -> dict[str, object]:
+        region = self._region(params)
+        image_id = params.required("ImageId")
+        name = params.get("ImageName")
+        description = params.get("Description")
+        if name is not None:
+            check_image_name(name)
+        if description is not None:
+            check_description(description)
+        image = self._images[region].get(image_id)
+        if image is None:
+            raise _image_not_found(image_id, region)
+        if image.owner_alias != "self":
+            raise EcsError(403, "OperationDenied", f"The image {image_id} is not a custom image.")
+        if name is not None and self._name_taken(region, name, other_than=image_id):
+            raise _name_duplicated(name, region)
+        if name is not None:
+            image.name = name
+        if description is not None:
+            image.description = description
+        return {}
+
+    def _tag_resources(self, params: _Params) -> dict[str, object]:
+        _, images = self._images_for_tagging(params)
+        tags = params.tags()
+        if not tags:
+            raise _missing("Tag.1.Key")
+        check_tags(tags)
+        for image in images:
+            if len({*image.tags, *(key for key, _ in tags)}) > MAX_TAGS:
+                message = f"The resource {image.image_id} would carry over {MAX_TAGS} tags."
+                raise EcsError(400, "InvalidTagCount", message)
+        for image in images:
+            for key, value in tags:
+                image.tags[key] = value or ""
+        return {}
+
+    def _untag_resources(self, params: _Params) -> dict[str, object]:
+        _, images = self._images_for_tagging(params)
+        keys = params.listed("TagKey")
+        remove_all = params.boolean("All")
+        for image in images:
+            if keys:
+                for key in keys:
+                    image.tags.pop(key, None)
+            elif remove_all:
+                image.tags.clear()
+        return {}
+
+    def _join_resource_group(self, params: _Params) -> dict[str, object]:
+        region = self._region(params)
+        resource_id = params.required("ResourceId")
+        resource_type = params.required("ResourceType")
+        resource_group = params.required("ResourceGroupId")
+        check_resource_type(resource_type)
+        check_resource_group(resource_group)
+        image = self._images[region].get(resource_id)
+        if image is None:
+            raise _resource_not_found(resource_id)
+        image.resource_group_id = resource_group
+        return {}
+
+    def _delete_snapshot(self, params: _Params) -> dict[str, object]:
+        snapshot_id = params.required("SnapshotId")
+        self._refresh_all()
+        region = next((r for r, snapshots in self._snapshots.items() if snapshot_id in snapshots), None)
+        if region is None:
+            raise EcsError(404, "InvalidSnapshotId.NotFound", f"The specified snapshot {snapshot_id} does not exist.")
+        params.region = region
+        user = next((i for i in self._images[region].values() if snapshot_id in i.snapshot_ids), None)
+        if user is not None:
+            raise EcsError(
+                403,
+                "IncorrectSnapshotStatus",
+                f"The snapshot {snapshot_id} is used by image {user.image_id}; delete the image first.",
+            )
+        del self._snapshots[region][snapshot_id]
+        return {}
+
+
+_ACTIONS: dict[str, Callable[[EcsStandIn, _Params], dict[str, object]]] = {
+    "CopyImage": EcsStandIn._copy_image,
+    "DescribeImages": EcsStandIn._describe_images,
+    "CancelCopyImage": EcsStandIn._cancel_copy_image,
+    "DeleteImage": EcsStandIn._delete_image,
+    "ModifyImageAttribute": EcsStandIn._modify_image_attribute,
+    "TagResources": EcsStandIn._tag_resources,
+    "UntagResources": EcsStandIn._untag_resources,
+    "JoinResourceGroup": EcsStandIn._join_resource_group,
+    "DeleteSnapshot": EcsStandIn._delete_snapshot,
+}

@@ -1,0 +1,612 @@
+"""Function Compute stand-in: runs the provider's Python handler in-process, as FC would run it.
+
+It serves both invocation APIs the project may meet:
+
+- FC 3.0: ``POST /2023-03-30/functions/{name}/invocations[?qualifier=]``, signed ACS3-HMAC-SHA256
+  (``alibabacloud_fc20230330``); errors ``{"Code", "Message", "RequestId"}``;
+- FC 2.0: ``POST /2016-08-15/services/{svc}[.{qualifier}]/functions/{fn}/invocations``, signed
+  ``FC <id>:<signature>`` (``fc2``); errors ``{"ErrorCode", "ErrorMessage"}`` plus ``x-fc-request-id``.
+
+A function is either an FC 3.0 function or lives in an FC 2.0 service (``FunctionSpec.service``); each path
+only serves its own kind. Sync runs happen on the HTTP thread; async events are queued, honour
+``x-fc-async-delay`` in virtual seconds, run each in its own thread (so runs may overlap, as FC instances do)
+and are retried after an unhandled error up to ``max_async_retries`` more times (backoff 1 s, 2 s, 4 s...,
+virtual), keeping the request id. Faults can be injected: crashes before/after the handler and duplicate
+deliveries of async events (FC's delivery is at least once).
+
+The handler runs in this process, so the stand-in sets the process environment the FC runtime would set
+(``FC_*`` variables, the clock's ``COPYIMAGE_TIME_*`` and the function's own variables) on ``start`` and
+restores ``os.environ`` and ``sys.path`` on ``stop``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib.util
+import itertools
+import json
+import os
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from emulator.clock import Clock
+from emulator.credentials import AccessKey, CredentialStore
+from emulator.http import Reply, Request, StandIn, json_reply
+from emulator.signing import AuthError, NonceRegistry, verify_acs3, verify_fc2
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASYNC_PAYLOAD_LIMIT = 128 * 1024  # bytes, FC's limit for an asynchronous invocation
+MAX_ASYNC_DELAY = 3600  # seconds, the range of x-fc-async-delay is [0, 3600]
+MAX_ASYNC_RETRIES = 8  # maxAsyncRetryAttempts is 0..8
+UNHANDLED_ERROR_TYPE = "UnhandledInvocationError"
+
+_FC3_PATH = re.compile(r"^/2023-03-30/functions/(?P<function>[^/]+)/invocations/?$")
+_FC2_PATH = re.compile(r"^/2016-08-15/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)/invocations/?$")
+
+
+@dataclass
+class FunctionSpec:
+    name: str = "ros-copy-image"
+    code_dir: Path = REPO_ROOT / "function"  # holds index.py; the handler is imported from here
+    handler: str = "index.handler"  # module.function
+    timeout: float = 300.0  # seconds, virtual
+    memory: int = 256
+    environment: dict[str, str] = field(default_factory=dict)  # the function's own variables
+    service: str | None = None  # set: the function lives in an FC 2.0 service of that name
+    qualifier: str = "LATEST"
+    max_async_retries: int = 3  # maxAsyncRetryAttempts
+    credentials_in_context: bool = True  # python3.10 puts the role's STS credentials into context.credentials
+    credentials_in_environment: bool = False  # also set ALIBABA_CLOUD_* from them, as FC does for a role
+
+
+@dataclass
+class Invocation:
+    """One run of the handler; every retry or duplicate delivery of an async event is its own Invocation."""
+
+    request_id: str
+    invocation_type: str  # 'Sync' | 'Async'
+    api: str  # 'fc3' | 'fc2' | 'direct'
+    attempt: int  # 1-based; a retry of an async event has attempt > 1
+    payload: bytes
+    scheduled_at: float  # virtual time the run was queued: the invoke (Sync, first delivery) or the failure (retry)
+    started_at: float  # virtual
+    billed_seconds: float = 0.0  # virtual duration of the handler call
+    error: str | None = None  # repr of the unhandled exception (or of the injected fault / timeout)
+    result: object = None
+    timed_out: bool = False  # ran longer than spec.timeout
+    finished_at: float | None = None  # virtual; None while the run is still going
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    access_key_secret: str
+    security_token: str
+
+
+@dataclass(frozen=True)
+class FunctionMeta:
+    name: str
+    handler: str
+    memory: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ServiceMeta:
+    name: str
+    qualifier: str
+    log_project: str = ""
+    log_store: str = ""
+    version_id: str = ""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What FC's python runtime passes as ``context``."""
+
+    request_id: str
+    credentials: Credentials | None
+    function: FunctionMeta
+    service: ServiceMeta | None
+    region: str
+    account_id: str
+    tracing: object = None
+
+
+class FcApiError(Exception):
+    """A request FC refuses before running anything (bad header, payload too large...)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class InvocationFailed(Exception):
+    """A synchronous run ended with an unhandled error; ``body()`` is what FC answers with."""
+
+    def __init__(self, request_id: str, error_type: str, error_message: str, stack_trace: list[str]) -> None:
+        super().__init__(f"{error_type}: {error_message}")
+        self.request_id = request_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.stack_trace = stack_trace
+
+    def body(self) -> dict[str, object]:
+        return {"errorMessage": self.error_message, "errorType": self.error_type, "stackTrace": self.stack_trace}
+
+
+class InjectedFault(RuntimeError):
+    """Raised by ``fail_next``: the instance died."""
+
+
+class FunctionTimedOut(Exception):
+    """The run took longer than the function's timeout."""
+
+
+@dataclass
+class _AsyncEvent:
+    request_id: str
+    payload: bytes
+    api: str
+    attempt: int
+    scheduled_at: float  # virtual
+    due: float  # virtual
+
+
+def _check_environment(spec: FunctionSpec) -> None:
+    reserved = sorted(name for name in spec.environment if name.upper().startswith("FC_"))
+    if reserved:
+        raise ValueError(f"the FC_ prefix is reserved for FC's own variables: {reserved}")
+
+
+def _new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+class FcStandIn(StandIn):
+    def __init__(
+        self,
+        clock: Clock,
+        credentials: CredentialStore,
+        function: FunctionSpec,
+        region: str = "cn-hangzhou",
+        account_id: str = "1234567890123456",
+        port: int = 0,
+    ) -> None:
+        super().__init__(port)
+        if not 0 <= function.max_async_retries <= MAX_ASYNC_RETRIES:
+            raise ValueError(f"max_async_retries must be within 0..{MAX_ASYNC_RETRIES}")
+        _check_environment(function)
+        self.clock = clock
+        self.credentials = credentials
+        self.spec = function
+        self.region = region
+        self.account_id = account_id
+        self.nonces = NonceRegistry()
+        self.invocations: list[Invocation] = []
+        self.async_delays: list[float] = []
+        self.instance_id = f"c-{secrets.token_hex(4)}-{secrets.token_hex(4)}-{secrets.token_hex(6)}"
+        self.function_credentials: AccessKey | None = None  # the role's STS key, issued on start
+
+        self._lock = threading.Lock()  # invocations, faults
+        self._cond = threading.Condition()  # the async queue and its counters
+        self._queue: list[tuple[float, int, _AsyncEvent]] = []
+        self._seq = itertools.count()
+        self._running_async = 0
+        self._workers: set[threading.Thread] = set()
+        self._scheduler: threading.Thread | None = None
+        self._stopping = False
+        self._faults: list[str] = []
+        self._duplicates: list[float] = []  # gap (virtual seconds) of each pending duplicate delivery
+        self._handler: Any = None
+        self._module_name: str | None = None
+        self._saved_environ: dict[str, str] | None = None
+        self._saved_path: list[str] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def service_token(self) -> str:
+        prefix = f"acs:fc:{self.region}:{self.account_id}"
+        if self.spec.service:
+            return f"{prefix}:services/{self.spec.service}/functions/{self.spec.name}"
+        return f"{prefix}:functions/{self.spec.name}"
+
+    def function_environment(self) -> dict[str, str]:
+        spec = self.spec
+        env = dict(self.clock.function_environment())
+        env.update(
+            {
+                "FC_FUNCTION_NAME": spec.name,
+                "FC_REGION": self.region,
+                "FC_ACCOUNT_ID": self.account_id,
+                "FC_FUNCTION_HANDLER": spec.handler,
+                "FC_FUNCTION_MEMORY_SIZE": str(spec.memory),
+                "FC_INSTANCE_ID": self.instance_id,
+            }
+        )
+        if spec.service:
+            env["FC_SERVICE_NAME"] = spec.service
+            env["FC_QUALIFIER"] = spec.qualifier
+        key = self.function_credentials
+        if spec.credentials_in_environment and key is not None:
+            env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = key.id
+            env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = key.secret
+            env["ALIBABA_CLOUD_SECURITY_TOKEN"] = key.security_token or ""
+        env.update(spec.environment)
+        return env
+
+    def start(self) -> FcStandIn:
+        if self._handler is not None:
+            raise RuntimeError("FcStandIn is already started")
+        _check_environment(self.spec)  # the spec's environment may have grown since __init__
+        self.function_credentials = self.credentials.issue_sts()
+        self._saved_environ = dict(os.environ)
+        self._saved_path = list(sys.path)
+        try:
+            os.environ.update(self.function_environment())
+            sys.path.insert(0, str(Path(self.spec.code_dir).resolve()))
+            self._handler = self._load_handler()
+        except BaseException:
+            self._restore_process()
+            self.credentials.revoke(self.function_credentials.id)
+            raise
+        self._stopping = False
+        self._scheduler = threading.Thread(target=self._schedule, name="FcStandIn-async", daemon=True)
+        self._scheduler.start()
+        try:
+            super().start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._stop_server()  # no new requests
+        with self._cond:
+            self._stopping = True
+            self._queue.clear()
+            self._cond.notify_all()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=5)
+            self._scheduler = None
+        with self._cond:
+            workers = list(self._workers)
+        deadline = time.monotonic() + 5
+        for worker in workers:  # runs in flight cannot be interrupted: give them a moment
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._handler = None
+        self._restore_process()
+        if self.function_credentials is not None:
+            self.credentials.revoke(self.function_credentials.id)
+
+    def _stop_server(self) -> None:
+        """``StandIn.stop``, without waiting out serve_forever's 0.5 s poll: connections wake it up."""
+        server = self._server
+        if server is None:
+            return
+        address = server.server_address[:2]
+        stopper = threading.Thread(target=StandIn.stop, args=(self,), name="FcStandIn-stop", daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            try:
+                with socket.create_connection(address, timeout=0.2):
+                    pass
+            except OSError:
+                pass
+            stopper.join(0.01)
+
+    def _restore_process(self) -> None:
+        if self._saved_environ is not None:
+            for name in set(os.environ) - set(self._saved_environ):
+                del os.environ[name]
+            for name, value in self._saved_environ.items():
+                if os.environ.get(name) != value:
+                    os.environ[name] = value
+            self._saved_environ = None
+        if self._saved_path is not None:
+            sys.path[:] = self._saved_path
+            self._saved_path = None
+        if self._module_name is not None:
+            sys.modules.pop(self._module_name, None)
+            self._module_name = None
+
+    def _load_handler(self) -> Any:
+        module_path, _, function_name = self.spec.handler.rpartition(".")
+        if not module_path or not function_name:
+            raise ValueError(f"handler must be 'module.function', got {self.spec.handler!r}")
+        source = Path(self.spec.code_dir).resolve().joinpath(*module_path.split(".")).with_suffix(".py")
+        # A private module name: the tests (or another stand-in) may hold a different ``index`` module.
+        safe_name = re.sub(r"\W", "_", self.spec.name)
+        name = f"_fc_handler_{safe_name}_{secrets.token_hex(4)}"
+        module_spec = importlib.util.spec_from_file_location(name, source)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot load the handler module from {source}")
+        module: ModuleType = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        self._module_name = name
+        module_spec.loader.exec_module(module)
+        handler = getattr(module, function_name, None)
+        if not callable(handler):
+            raise AttributeError(f"{source} has no callable {function_name!r}")
+        return handler
+
+    # ------------------------------------------------------------------ faults
+
+    def fail_next(self, count: int = 1, when: str = "before") -> None:
+        """Fail the next ``count`` handler runs: 'before' the handler is called, or 'after' it did its work."""
+        if when not in ("before", "after"):
+            raise ValueError("when must be 'before' or 'after'")
+        with self._lock:
+            self._faults.extend([when] * count)
+
+    def duplicate_next_async(self, count: int = 1, gap: float = 0.0) -> None:
+        """Deliver each of the next ``count`` accepted async events twice, the copy ``gap`` virtual seconds later."""
+        with self._lock:
+            self._duplicates.extend([float(gap)] * count)
+
+    # ------------------------------------------------------------------ invoking
+
+    def invoke(
+        self, payload: bytes, invocation_type: str = "Sync", delay: float = 0.0, api: str = "direct"
+    ) -> tuple[str, object]:
+        """Run the function: ``(request_id, result)``; the result is None for Async.
+
+        Raises :class:`FcApiError` for a request FC would refuse and, for Sync, :class:`InvocationFailed`
+        when the run ended with an unhandled error.
+        """
+        if self._handler is None:
+            raise RuntimeError("FcStandIn is not started")
+        payload = bytes(payload or b"")
+        kind = {"sync": "Sync", "async": "Async"}.get(str(invocation_type).lower())
+        if kind is None:
+            message = f"x-fc-invocation-type must be Sync or Async, got {invocation_type!r}"
+            raise FcApiError(400, "InvalidArgument", message)
+        request_id = _new_request_id()
+        if kind == "Sync":
+            if delay:
+                raise FcApiError(400, "InvalidArgument", "x-fc-async-delay only applies to asynchronous invocations")
+            run, failure = self._run(request_id, payload, "Sync", api, 1, self.clock.now())
+            if failure is not None:
+                raise failure
+            return request_id, run.result
+
+        if not 0 <= delay <= MAX_ASYNC_DELAY:
+            raise FcApiError(400, "InvalidArgument", f"x-fc-async-delay must be within [0, {MAX_ASYNC_DELAY}]")
+        if len(payload) > ASYNC_PAYLOAD_LIMIT:
+            raise FcApiError(
+                413,
+                "RequestEntityTooLarge",
+                f"payload size {len(payload)} exceeds the async invocation limit of {ASYNC_PAYLOAD_LIMIT} bytes",
+            )
+        now = self.clock.now()
+        with self._lock:
+            self.async_delays.append(delay)
+            gap = self._duplicates.pop(0) if self._duplicates else None
+        self._enqueue(_AsyncEvent(request_id, payload, api, 1, now, now + delay))
+        if gap is not None:
+            self._enqueue(_AsyncEvent(request_id, payload, api, 1, now, now + delay + gap))
+        return request_id, None
+
+    def pending_async(self) -> int:
+        """Async runs queued (including those waiting for their delay or a retry) or running."""
+        with self._cond:
+            return len(self._queue) + self._running_async
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait (real seconds) until no async event is pending or running."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._running_async:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def _context(self, request_id: str) -> Context:
+        spec, key = self.spec, self.function_credentials
+        credentials = None
+        if spec.credentials_in_context and key is not None:
+            credentials = Credentials(key.id, key.secret, key.security_token or "")
+        service = ServiceMeta(spec.service, spec.qualifier) if spec.service else None
+        return Context(
+            request_id=request_id,
+            credentials=credentials,
+            function=FunctionMeta(spec.name, spec.handler, spec.memory, spec.timeout),
+            service=service,
+            region=self.region,
+            account_id=self.account_id,
+        )
+
+    def _run(
+        self, request_id: str, payload: bytes, invocation_type: str, api: str, attempt: int, scheduled_at: float
+    ) -> tuple[Invocation, InvocationFailed | None]:
+        handler = self._handler
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults else None
+            started = self.clock.now()
+            run = Invocation(request_id, invocation_type, api, attempt, payload, scheduled_at, started)
+            self.invocations.append(run)
+        context = self._context(request_id)
+        error: BaseException | None = None
+        try:
+            if fault == "before":
+                raise InjectedFault("injected fault: the instance crashed before the handler ran")
+            run.result = handler(payload, context)
+            if fault == "after":
+                raise InjectedFault("injected fault: the instance died after the handler returned")
+        except (Exception, SystemExit) as exc:
+            error = exc
+        finished = self.clock.now()
+        run.billed_seconds = finished - started
+        run.timed_out = run.billed_seconds > self.spec.timeout
+        if error is None and run.timed_out:
+            error = FunctionTimedOut(f"Function timed out after {self.spec.timeout:g} seconds")
+        failure = None
+        if error is not None:
+            run.error = repr(error)
+            stack = traceback.format_list(traceback.extract_tb(error.__traceback__)) if error.__traceback__ else []
+            failure = InvocationFailed(request_id, type(error).__name__, str(error), stack)
+        run.finished_at = finished
+        return run, failure
+
+    # ------------------------------------------------------------------ the async queue
+
+    def _enqueue(self, event: _AsyncEvent) -> None:
+        with self._cond:
+            if self._stopping:
+                return
+            heapq.heappush(self._queue, (event.due, next(self._seq), event))
+            self._cond.notify_all()
+
+    def _schedule(self) -> None:
+        with self._cond:
+            while not self._stopping:
+                if not self._queue:
+                    self._cond.wait()
+                    continue
+                due = self._queue[0][0]
+                wait = self.clock.real_seconds(due - self.clock.now())
+                if wait > 0:
+                    self._cond.wait(min(wait, 1.0))
+                    continue
+                _, _, event = heapq.heappop(self._queue)
+                self._running_async += 1
+                worker = threading.Thread(target=self._deliver, args=(event,), name="FcStandIn-run", daemon=True)
+                self._workers.add(worker)
+                worker.start()
+
+    def _deliver(self, event: _AsyncEvent) -> None:
+        failed = True
+        try:
+            event_args = (event.request_id, event.payload, "Async", event.api, event.attempt, event.scheduled_at)
+            _, failure = self._run(*event_args)
+            failed = failure is not None
+        finally:
+            with self._cond:
+                self._running_async -= 1
+                self._workers.discard(threading.current_thread())
+                if failed and event.attempt <= self.spec.max_async_retries and not self._stopping:
+                    now = self.clock.now()
+                    retry = _AsyncEvent(
+                        event.request_id,
+                        event.payload,
+                        event.api,
+                        event.attempt + 1,
+                        now,
+                        now + 2.0 ** (event.attempt - 1),
+                    )
+                    heapq.heappush(self._queue, (retry.due, next(self._seq), retry))
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ HTTP
+
+    def handle(self, request: Request) -> Reply:
+        match = _FC3_PATH.match(request.path)
+        if match:
+            return self._handle_fc3(request, unquote(match["function"]))
+        match = _FC2_PATH.match(request.path)
+        if match:
+            service, _, qualifier = unquote(match["service"]).partition(".")
+            return self._handle_fc2(request, service, qualifier or None, unquote(match["function"]))
+        return json_reply(
+            404, {"Code": "PathNotFound", "Message": f"no route for {request.path}", "RequestId": _new_request_id()}
+        )
+
+    def _handle_fc3(self, request: Request, function: str) -> Reply:
+        request_id = _new_request_id()
+
+        def error(status: int, code: str, message: str) -> Reply:
+            return json_reply(
+                status, {"Code": code, "Message": message, "RequestId": request_id}, {"x-fc-request-id": request_id}
+            )
+
+        try:
+            verify_acs3(request.signed(), self.credentials, self.nonces)
+        except AuthError as exc:
+            return error(exc.status, exc.code, exc.message)
+        if request.method != "POST":
+            return error(405, "MethodNotAllowed", f"{request.method} is not allowed")
+        if self.spec.service is not None or function != self.spec.name:
+            return error(404, "FunctionNotFound", f"function '{function}' does not exist")
+        qualifier = (parse_qs(request.query).get("qualifier") or [None])[0]
+        if qualifier not in (None, "", "LATEST", self.spec.qualifier):
+            return error(404, "AliasNotFound", f"alias '{qualifier}' of function '{function}' does not exist")
+        return self._invoke_http(request, "fc3", error)
+
+    def _handle_fc2(self, request: Request, service: str, qualifier: str | None, function: str) -> Reply:
+        request_id = _new_request_id()
+
+        def error(status: int, code: str, message: str) -> Reply:
+            return json_reply(status, {"ErrorCode": code, "ErrorMessage": message}, {"x-fc-request-id": request_id})
+
+        try:
+            verify_fc2(request.signed(), self.credentials)
+        except AuthError as exc:
+            return error(exc.status, exc.code, exc.message)
+        if request.method != "POST":
+            return error(405, "MethodNotAllowed", f"{request.method} is not allowed")
+        if self.spec.service is None or service != self.spec.service:
+            return error(404, "ServiceNotFound", f"service '{service}' does not exist")
+        if function != self.spec.name:
+            return error(404, "FunctionNotFound", f"function '{function}' does not exist in service '{service}'")
+        if qualifier not in (None, "LATEST", self.spec.qualifier):
+            return error(404, "AliasNotFound", f"alias '{qualifier}' of service '{service}' does not exist")
+        return self._invoke_http(request, "fc2", error)
+
+    def _invoke_http(self, request: Request, api: str, error: Any) -> Reply:
+        invocation_type = request.headers.get("x-fc-invocation-type", "Sync").strip() or "Sync"
+        delay = 0
+        raw_delay = request.headers.get("x-fc-async-delay")
+        if raw_delay is not None:
+            text = raw_delay.strip()
+            if not re.fullmatch(r"[0-9]+", text):
+                return error(400, "InvalidArgument", f"x-fc-async-delay must be an integer, got {raw_delay!r}")
+            delay = int(text)
+        try:
+            request_id, result = self.invoke(request.body, invocation_type, delay, api)
+        except FcApiError as exc:
+            return error(exc.status, exc.code, exc.message)
+        except InvocationFailed as failure:
+            return Reply(
+                200,
+                json.dumps(failure.body()).encode(),
+                {
+                    "Content-Type": "application/json",
+                    "x-fc-request-id": failure.request_id,
+                    "x-fc-error-type": UNHANDLED_ERROR_TYPE,
+                },
+            )
+        if invocation_type.lower() == "async":
+            return Reply(202, b"", {"x-fc-request-id": request_id})
+        return Reply(
+            200, _encode_result(result), {"Content-Type": "application/octet-stream", "x-fc-request-id": request_id}
+        )
+
+
+def _encode_result(result: object) -> bytes:
+    if result is None:
+        return b""
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return bytes(result)
+    if isinstance(result, str):
+        return result.encode()
+    try:
+        return json.dumps(result).encode()
+    except (TypeError, ValueError):
+        return str(result).encode()
