@@ -120,6 +120,7 @@ class RosStandIn(StandIn):
         self._pending: dict[str, Pending] = {}
         self._lock = threading.Lock()
         self._closed_port: int | None = None
+        self._answer_faults: list[int] = []  # HTTP statuses to answer the next POSTs with
         self.caller_id = str(10**15 + secrets.randbelow(9 * 10**15))
 
     # -- stack operations ---------------------------------------------------------------------------------
@@ -310,6 +311,11 @@ class RosStandIn(StandIn):
                 self._closed_port = probe.getsockname()[1]
         return self._closed_port
 
+    def fail_next_answers(self, *statuses: int) -> None:
+        """Answer the next POSTs with these HTTP statuses (e.g. 503, 429, 400) before behaving again."""
+        with self._lock:
+            self._answer_faults.extend(statuses)
+
     def _close(self, pending: Pending) -> None:
         with self._lock:
             pending.closed = True
@@ -328,6 +334,13 @@ class RosStandIn(StandIn):
             pending = self._pending.get(parts[4])
         if pending is None or not secrets.compare_digest(signature, pending.token):
             return json_reply(403, {"Code": "SignatureDoesNotMatch", "Message": "the response URL is not valid"})
+        with self._lock:
+            fault = self._answer_faults.pop(0) if self._answer_faults else None
+        if fault is not None:
+            self.answers.append(
+                Answer(parts[4], parts[0], dict(request.headers), request.body, False, [], at=self.clock.now())
+            )
+            return json_reply(fault, {"Code": "InjectedFault", "Message": f"injected HTTP {fault}"})
         problems = self._check_answer(request, pending.request)
         body = request.body
         with self._lock:

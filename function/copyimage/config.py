@@ -31,6 +31,7 @@ class Settings:
     fc_endpoint: str | None = None  # COPYIMAGE_FC_ENDPOINT: the FC API endpoint for self-invocation
     response_hosts: frozenset[str] = frozenset()  # COPYIMAGE_RESPONSE_HOSTS: extra allowed response hosts
     function: FunctionIdentity | None = None  # from FC_*; None outside Function Compute
+    defer: bool = True  # COPYIMAGE_DEFER=false: never re-invoke; long copies then fail before the timeout
     inline_wait_seconds: float = 20.0  # how long one invocation may wait for a copy before deferring
     deadline_margin_seconds: float = 15.0  # time kept free before the function's own timeout
     max_wait_seconds: float = ROS_MAX_WAIT_SECONDS  # overall limit for one Create
@@ -38,6 +39,11 @@ class Settings:
     response_attempts: int = 6  # tries to deliver one answer to ROS
     http_timeout_seconds: float = 10.0  # per network call
     clock: Clock = field(default_factory=Clock)
+
+    @property
+    def can_defer(self) -> bool:
+        """Whether a wait can be handed to a later invocation of this function."""
+        return self.defer and self.function is not None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +74,7 @@ class Settings:
             fc_endpoint=env.get("COPYIMAGE_FC_ENDPOINT") or None,
             response_hosts=hosts,
             function=function,
+            defer=env.get("COPYIMAGE_DEFER", "true").strip().lower() not in ("false", "0", "no", "off"),
             inline_wait_seconds=number("COPYIMAGE_INLINE_WAIT_SECONDS", 20.0, 0.0, 3600.0),
             deadline_margin_seconds=number("COPYIMAGE_DEADLINE_MARGIN_SECONDS", 15.0, 1.0, 600.0),
             max_wait_seconds=number("COPYIMAGE_MAX_WAIT_SECONDS", ROS_MAX_WAIT_SECONDS, 1.0, ROS_MAX_WAIT_SECONDS),

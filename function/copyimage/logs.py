@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ros-copy-image"))
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is at the time, as FC collects it (and as test capture swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ros-copy-image"), logger_handler=_StdoutHandler())
 
 
 def redact_url(url: object) -> str:

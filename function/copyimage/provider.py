@@ -32,6 +32,7 @@ from copyimage.waiting import (
     Stale,
     WaitState,
     continuation_payload,
+    first_waiter,
     retry_delay,
     split_continuation,
 )
@@ -44,6 +45,7 @@ class Outcome:
     """What to tell ROS, and what to do once ROS took the answer or refused it."""
 
     answer: Answer | None  # None: nothing to say in this invocation (deferred, or superseded)
+    note: str = ""  # why there is no answer: WAITING | SUPERSEDED
     on_delivered: Callable[[], None] | None = None
     on_refused: Callable[[], None] | None = None
 
@@ -70,7 +72,7 @@ class Invocation:
             timeout,
             self.settings.deadline_margin_seconds,
             self.settings.inline_wait_seconds,
-            can_defer=self.settings.function is not None,
+            can_defer=self.settings.can_defer,
         )
 
 
@@ -104,7 +106,7 @@ def handle(event: object, context: object) -> dict:
     invocation = Invocation(settings, context, started_at, request, state)
     outcome = _run(invocation)
     if outcome.answer is None:
-        return {"Status": "PENDING"}
+        return {"Status": outcome.note}
     _deliver(invocation, outcome)
     return {"Status": outcome.answer.status, "PhysicalResourceId": outcome.answer.physical_resource_id}
 
@@ -158,7 +160,7 @@ def _create(invocation: Invocation) -> Outcome:
         schedule=lambda next_state, delay: _schedule(invocation, next_state, delay),
         budget=invocation.budget(),
         max_wait=settings.max_wait_seconds,
-        can_defer=settings.function is not None,
+        can_defer=settings.can_defer,
     )
     try:
         if state.image_id is None:
@@ -166,10 +168,10 @@ def _create(invocation: Invocation) -> Outcome:
         view = wait.until_available(state)
     except Deferred as pending:
         logger.info("waiting continues in a later invocation", extra={"detail": str(pending)})
-        return Outcome(None)
+        return Outcome(None, note="WAITING")
     except Stale as stale:
         logger.info("another invocation owns this wait; stopping", extra={"detail": str(stale)})
-        return Outcome(None)
+        return Outcome(None, note="SUPERSEDED")
     except ProviderError:
         resource.discard(props, state.image_id)
         raise
@@ -177,7 +179,7 @@ def _create(invocation: Invocation) -> Outcome:
     return Outcome(
         _success(view.image_id, view.image_id),
         on_delivered=lambda: resource.clear_waiter(props, view.image_id),
-        on_refused=lambda: resource.discard(props, view.image_id),
+        on_refused=lambda: resource.discard_if_unanswered(props, view.image_id, state.waiter),
     )
 
 
@@ -185,17 +187,18 @@ def _start_copy(
     invocation: Invocation, props: CopyImageProperties, resource: CopyImageResource, wait: CopyWait, state: WaitState
 ) -> WaitState:
     """CopyImage, or a later retry when ECS is throttling or has no free copy slot."""
+    waiter = first_waiter(invocation.request.request_id)
     try:
-        image_id = resource.start_copy(props)
+        image_id = resource.start_copy(props, waiter)
     except EcsError as error:
         waited = invocation.settings.clock.now() - state.began_at
-        if (error.quota or error.transient) and invocation.settings.function is not None:
+        if (error.quota or error.transient) and invocation.settings.can_defer:
             if waited < invocation.settings.max_wait_seconds:
                 logger.warning("ECS cannot start the copy yet; retrying later", extra={"error_code": error.code})
                 wait.defer(state, retry_delay(state.continuations))
             raise CopyFailed(f"ECS did not start the copy within {waited:.0f} s: {error}") from None
         raise
-    return replace(state, image_id=image_id, copy_started_at=invocation.settings.clock.now())
+    return replace(state, image_id=image_id, copy_started_at=invocation.settings.clock.now(), waiter=waiter)
 
 
 def _schedule(invocation: Invocation, state: WaitState, delay: float) -> None:

@@ -29,9 +29,10 @@ class CopyImageResource:
 
     # -- Create -------------------------------------------------------------------------------------------
 
-    def start_copy(self, props: CopyImageProperties) -> str:
+    def start_copy(self, props: CopyImageProperties, waiter: str) -> str:
+        """CopyImage, tagged with the stack, the logical id and the first waiter of the copy."""
         token = client_token(self._request.stack_id, self._request.logical_resource_id, self._request.request_id)
-        image_id = self._images.copy(props, token, {**props.tag_map, **self.owner_tags})
+        image_id = self._images.copy(props, token, {**props.tag_map, **self.owner_tags, WAITER_TAG: waiter})
         logger.info(
             "copy started",
             extra={
@@ -74,6 +75,15 @@ class CopyImageResource:
         except EcsError as error:
             if not error.code.endswith("NotFound"):  # already deleted by the stack's next request: fine
                 logger.warning("could not remove the waiter tag", extra={"error_code": error.code})
+
+    def discard_if_unanswered(self, props: CopyImageProperties, image_id: str, waiter: str | None) -> None:
+        """ROS refused a SUCCESS: remove the copy, unless another invocation's answer was taken already
+        (it clears the waiter tag once ROS took it; a late duplicate must not delete a delivered copy)."""
+        view = self._images.find(props.destination_region_id, image_id)
+        if view is None or waiter is None or view.tags.get(WAITER_TAG) != waiter:
+            logger.info("answer refused, but the copy is not ours to remove", extra={"image_id": image_id})
+            return
+        self.discard(props, image_id)
 
     def discard(self, props: CopyImageProperties, image_id: str | None) -> None:
         """Best-effort removal of a copy this Create started, after the Create failed or was refused."""

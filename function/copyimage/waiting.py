@@ -8,11 +8,12 @@ asynchronous, delayed invocation of itself carrying the original request and thi
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 
-from copyimage.errors import CopyFailed, InvalidRequest
+from copyimage.errors import CopyFailed, EcsError, InvalidRequest
 from copyimage.images import ImageView
 from copyimage.properties import WAITER_TAG
 
@@ -38,6 +39,11 @@ class WaitState:
 
     def next(self, waiter: str | None) -> WaitState:
         return replace(self, continuations=self.continuations + 1, waiter=waiter)
+
+
+def first_waiter(request_id: str) -> str:
+    """The waiter token of a Create's first invocation: the same for a re-delivered request."""
+    return hashlib.sha256(f"waiter\n{request_id}".encode()).hexdigest()[:16]
 
 
 def continuation_payload(request_event: Mapping, state: WaitState) -> dict:
@@ -156,7 +162,7 @@ class CopyWait:
     def until_available(self, state: WaitState) -> ImageView:
         """Return the Available view, or raise Deferred, Stale, or a ProviderError to fail the Create."""
         assert state.image_id is not None and state.copy_started_at is not None
-        view = self._look(state.image_id)
+        view = self._look_or_defer(state)
         if state.waiter is not None and view.tags.get(WAITER_TAG) != state.waiter:
             raise Stale(f"the copy's waiter tag is {view.tags.get(WAITER_TAG)!r}, not this chain's")
         while True:
@@ -185,7 +191,17 @@ class CopyWait:
                     )
                 self.defer(state, delay, progress=view.progress)
             self._sleep(delay)
-            view = self._look(state.image_id)
+            view = self._look_or_defer(state)
+
+    def _look_or_defer(self, state: WaitState) -> ImageView:
+        """Look at the copy; when ECS keeps throttling or failing, try again in a later invocation."""
+        try:
+            return self._look(state.image_id)
+        except EcsError as error:
+            if not (error.transient and self._can_defer):
+                raise
+            self.defer(state, retry_delay(state.continuations))
+            raise  # unreachable: defer always raises
 
     def defer(self, state: WaitState, delay: float, progress: int | None = None) -> None:
         """Hand the wait to a new invocation after ``delay`` seconds; always raises Deferred."""

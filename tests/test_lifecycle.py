@@ -1,0 +1,145 @@
+"""Create, Update and Delete of a stack built from template.yml, end to end on the local cloud."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import DESTINATION, actions, copies_in, properties, request_and_answer, send
+
+
+def sent_tags(params: dict, prefix: str = "Tag") -> dict:
+    keys = {k: v for k, v in params.items() if k.startswith(prefix) and k.endswith(".Key")}
+    return {v: params.get(k[: -len(".Key")] + ".Value", "") for k, v in keys.items()}
+
+
+def test_create_update_delete_through_the_template(cloud, source):
+    stack = cloud.ros.create_stack(
+        cloud.template(),
+        {
+            "ImageId": source.image_id,
+            "DestinationRegionId": DESTINATION,
+            "DestinationImageName": "golden-copy",
+            "DestinationDescription": "First copy",
+            "Tag": "team=web,env=dev",
+        },
+    )
+    assert stack.status == "CREATE_COMPLETE", stack.reason
+    image_id = stack.outputs["ImageId"]
+    resource = stack.resources["CopyImage"]
+    assert resource.physical_id == image_id
+    assert resource.data == {"ImageId": image_id}
+
+    (copy,) = cloud.ecs.calls_to("CopyImage")
+    assert copy.params["RegionId"] == "cn-hangzhou"  # the stack's region is the default source
+    assert copy.params["ImageId"] == source.image_id
+    assert copy.params["DestinationRegionId"] == DESTINATION
+    assert copy.params["DestinationImageName"] == "golden-copy"
+    assert copy.params["DestinationDescription"] == "First copy"
+    assert 0 < len(copy.params["ClientToken"]) <= 64
+    assert sent_tags(copy.params) == {
+        "team": "web",
+        "env": "dev",
+        "copyimage:stack-id": stack.id,
+        "copyimage:logical-id": "CopyImage",
+        "copyimage:waiter": sent_tags(copy.params)["copyimage:waiter"],  # which invocation chain waits for it
+    }
+    describes = cloud.ecs.calls_to("DescribeImages")
+    assert describes
+    assert all("Creating" in c.params["Status"] and "CreateFailed" in c.params["Status"] for c in describes)
+    cloud.fc.wait_idle(10)
+    image = cloud.ecs.image(image_id)
+    assert (image.status, image.name, image.region) == ("Available", "golden-copy", DESTINATION)
+
+    assert "copyimage:waiter" not in image.tags  # removed once ROS took the answer
+    cloud.fc.wait_idle(10)
+    cloud.ecs.reset_calls()
+    stack = cloud.ros.update_stack(stack, {"Tag": "team=web,owner=ops", "DestinationDescription": "Second copy"})
+    assert stack.status == "UPDATE_COMPLETE", stack.reason
+    assert stack.resources["CopyImage"].physical_id == image_id
+    assert stack.outputs["ImageId"] == image_id
+    assert "CopyImage" not in actions(cloud)
+    (modify,) = cloud.ecs.calls_to("ModifyImageAttribute")
+    assert modify.params["Description"] == "Second copy"
+    assert "ImageName" not in modify.params  # unchanged, so not sent
+    (untag,) = cloud.ecs.calls_to("UntagResources")
+    assert untag.params["TagKey.1"] == "env" and "TagKey.2" not in untag.params
+    (tag,) = cloud.ecs.calls_to("TagResources")
+    assert sent_tags(tag.params) == {"owner": "ops"}
+    image = cloud.ecs.image(image_id)
+    assert image.description == "Second copy"
+    assert {k: v for k, v in image.tags.items() if not k.startswith("copyimage:")} == {"team": "web", "owner": "ops"}
+    assert image.tags["copyimage:stack-id"] == stack.id  # the provider's own tags survive updates
+
+    snapshots = list(image.snapshot_ids)
+    assert snapshots
+    cloud.ecs.reset_calls()
+    stack = cloud.ros.delete_stack(stack)
+    assert stack.status == "DELETE_COMPLETE", stack.reason
+    (delete,) = cloud.ecs.calls_to("DeleteImage")
+    assert delete.params["ImageId"] == image_id and delete.params.get("Force", "False") == "False"
+    assert cloud.ecs.image(image_id) is None
+    assert set(snapshots) <= set(cloud.ecs.snapshots(DESTINATION))  # DeleteSnapshots defaults to false
+    assert not cloud.ecs.calls_to("DeleteSnapshot")
+    assert cloud.ros.violations == []
+
+
+def test_update_changes_name_resource_group_and_nothing_else(cloud, source):
+    _, created = request_and_answer(cloud, "Create", properties(source, DestinationImageName="first-name"))
+    image_id = created["PhysicalResourceId"]
+    cloud.ecs.reset_calls()
+    old = properties(source, DestinationImageName="first-name")
+    new = properties(source, DestinationImageName="second-name", ResourceGroupId="rg-acfm2", RetainOnDelete="true")
+    _, answer = request_and_answer(cloud, "Update", new, physical_id=image_id, old_properties=old)
+    assert answer["Status"] == "SUCCESS", answer
+    assert answer["PhysicalResourceId"] == image_id
+    assert answer["Data"] == {"ImageId": image_id}
+    assert actions(cloud) == ["DescribeImages", "ModifyImageAttribute", "JoinResourceGroup"]
+    image = cloud.ecs.image(image_id)
+    assert (image.name, image.resource_group_id) == ("second-name", "rg-acfm2")
+
+
+def test_update_of_replacement_properties_fails_and_names_them(cloud, source):
+    _, created = request_and_answer(cloud, "Create", properties(source))
+    image_id = created["PhysicalResourceId"]
+    cloud.ecs.reset_calls()
+    new = properties(source, DestinationRegionId="cn-beijing", Encrypted="true")
+    _, answer = request_and_answer(cloud, "Update", new, physical_id=image_id, old_properties=properties(source))
+    assert answer["Status"] == "FAILED"
+    assert answer["PhysicalResourceId"] == image_id  # never changes on Update
+    assert "DestinationRegionId, Encrypted cannot be changed in place" in answer["Reason"]
+    assert "new logical id" in answer["Reason"]
+    assert cloud.ecs.calls == []
+
+
+def test_update_of_a_failed_create_fails_clearly(cloud, source):
+    _, answer = request_and_answer(
+        cloud, "Update", properties(source), physical_id="copyimage-failed-x", old_properties=properties(source)
+    )
+    assert answer["Status"] == "FAILED"
+    assert "no image to update" in answer["Reason"]
+
+
+def test_redelivered_create_starts_no_second_copy_and_leaves_the_first_alone(cloud, source):
+    request = cloud.ros.new_request("Create", properties(source))
+    answer = send(cloud, request)
+    assert answer["Status"] == "SUCCESS"
+    _, again = cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")  # ROS or FC delivers it twice
+    cloud.fc.wait_idle(10)
+    assert again == {"Status": "SUPERSEDED"}  # the copy's waiter tag says the wait is over
+    assert len(cloud.ecs.calls_to("CopyImage")) == 2
+    assert [image.image_id for image in copies_in(cloud)] == [answer["PhysicalResourceId"]]  # ClientToken
+    assert len(cloud.ros.answers) == 1
+    assert cloud.ros.violations == []
+
+
+def test_source_region_and_encryption_reach_copyimage(cloud):
+    source = cloud.seed_image("beijing-source", region="cn-beijing")
+    key = next(iter(cloud.ecs.kms_keys))
+    props = properties(source, SourceRegionId="cn-beijing", Encrypted=True, KMSKeyId=key, ResourceGroupId="rg-abc")
+    _, answer = request_and_answer(cloud, "Create", props)
+    assert answer["Status"] == "SUCCESS", answer
+    (copy,) = cloud.ecs.calls_to("CopyImage")
+    assert copy.params["RegionId"] == "cn-beijing"
+    assert copy.params["Encrypted"].lower() == "true"
+    assert copy.params["KMSKeyId"] == key
+    assert copy.params["ResourceGroupId"] == "rg-abc"
