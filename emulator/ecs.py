@@ -187,7 +187,11 @@ _FAULT_ERRORS = {
     "server_error": (500, "InternalError", "The request processing has failed due to some unknown error."),
     "unavailable": (503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
 }
-FAULT_KINDS = (*_FAULT_ERRORS, "latency")
+FAULT_KINDS = (*_FAULT_ERRORS, "latency", "malformed")  # malformed: 200 with a body missing every field
+
+
+class _MalformedReply(Exception):
+    """Raised by an injected 'malformed' fault: answer 200 with nothing but a RequestId."""
 
 
 @dataclass
@@ -521,6 +525,8 @@ class EcsStandIn(StandIn):
         except (AuthError, EcsError) as error:
             status, code = error.status, error.code
             payload = {"RequestId": request_id, "HostId": HOST_ID, "Code": error.code, "Message": error.message}
+        except _MalformedReply:
+            status, payload, code = 200, {"RequestId": request_id}, None
         with self._lock:
             self.calls.append(Call(action, dict(values), params.region, arrived, status, code, key_id))
         return json_reply(status, payload, {"x-acs-request-id": request_id})
@@ -529,6 +535,8 @@ class EcsStandIn(StandIn):
         latency, error = self.faults.take(action)
         if latency is not None:
             time.sleep(latency.seconds)
+        if error is not None and error.kind == "malformed":
+            raise _MalformedReply()
         if error is not None:
             raise EcsError(*_FAULT_ERRORS[error.kind])
 

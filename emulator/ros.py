@@ -354,7 +354,7 @@ class RosStandIn(StandIn):
             Answer(parts[4], parts[0], dict(request.headers), body, accepted, problems, at=self.clock.now())
         )
         if problems:
-            self.violations.extend(f"{pending.request['RequestType']} {parts[4]}: {p}" for p in problems)
+            self.violations.extend(f"{pending.request.get('RequestType')} {parts[4]}: {p}" for p in problems)
             return json_reply(400, {"Code": "InvalidResponse", "Message": "; ".join(problems)})
         if closed:
             return json_reply(403, {"Code": "RequestClosed", "Message": "the request already finished or timed out"})
@@ -396,7 +396,7 @@ class RosStandIn(StandIn):
         ):
             problems.append("PhysicalResourceId is not a string of at most 255 bytes")
         sent_id = sent.get("PhysicalResourceId")
-        if sent["RequestType"] != "Create" and sent_id is not None and physical_id != sent_id:
+        if sent.get("RequestType") != "Create" and sent_id is not None and physical_id != sent_id:
             problems.append(f"PhysicalResourceId changed from {sent_id!r} to {physical_id!r}")
         if status == "FAILED" and not answer.get("Reason"):
             problems.append("Reason is missing on FAILED")
