@@ -60,10 +60,10 @@ def send(
 
 
 def request_and_answer(
-    cloud: LocalCloud, request_type: str, props: dict, settle: bool = True, **fields
+    cloud: LocalCloud, request_type: str, props: dict, settle: bool = True, timeout: float = 600.0, **fields
 ) -> tuple[dict, dict | None]:
     request = cloud.ros.new_request(request_type, props, **fields)
-    return request, send(cloud, request, settle=settle)
+    return request, send(cloud, request, settle=settle, timeout=timeout)
 
 
 def copies_in(cloud: LocalCloud, region: str = DESTINATION) -> list:

@@ -1,0 +1,120 @@
+"""Answering ROS: the wire format, bounded retries, the intranet fallback, and which URLs are allowed."""
+
+from __future__ import annotations
+
+import json
+from email.utils import parsedate_to_datetime
+
+import pytest
+from conftest import copies_in, properties, request_and_answer
+
+from copyimage.outbound import response_url_allowed
+
+
+def test_answer_is_a_json_post_with_an_rfc1123_date(cloud, source):
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    (received,) = cloud.ros.answers
+    assert received.accepted and received.url_kind == "public"
+    assert received.headers["content-type"] == "application/json"
+    assert received.headers["date"].endswith(" GMT")
+    assert parsedate_to_datetime(received.headers["date"]).tzinfo is not None
+    assert len(received.body) <= 4096
+    assert json.loads(received.body) == answer
+    assert cloud.ros.violations == []
+
+
+def test_transient_failures_are_retried_a_bounded_number_of_times(cloud, source):
+    cloud.ros.fail_next_answers(503, 429, 500)
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "SUCCESS"
+    assert [a.accepted for a in cloud.ros.answers] == [False, False, False, True]
+
+
+def test_retries_stop_after_the_configured_attempts(make_cloud):
+    cloud = make_cloud(environment={"COPYIMAGE_RESPONSE_ATTEMPTS": "3"})
+    source = cloud.seed_image("src")
+    cloud.ros.fail_next_answers(503, 503, 503, 503)
+    request = cloud.ros.new_request("Delete", properties(source), physical_id="m-gone00001")
+    with pytest.raises(Exception, match="could not be delivered after 3 tries"):
+        cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
+    assert len(cloud.ros.answers) == 3
+
+
+def test_refused_answer_is_not_retried_and_the_unwanted_copy_is_removed(cloud, source):
+    cloud.ros.fail_next_answers(400)
+    request, answer = request_and_answer(cloud, "Create", properties(source), timeout=60)
+    assert answer is None
+    assert len(cloud.ros.answers) == 1  # 400 means never: no retry
+    assert copies_in(cloud) == []  # ROS will never know this copy: it must not stay behind
+    assert cloud.ecs.calls_to("DeleteImage")
+
+
+def test_unreachable_public_url_falls_back_to_the_intranet_url(make_cloud):
+    cloud = make_cloud(public_url_reachable=False)
+    source = cloud.seed_image("src")
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "SUCCESS"
+    assert [a.url_kind for a in cloud.ros.answers] == ["intranet"]
+
+
+def test_response_url_outside_the_allowed_hosts_is_never_contacted(make_cloud, capsys):
+    cloud = make_cloud(environment={"COPYIMAGE_RESPONSE_HOSTS": "ros.example.com"})
+    source = cloud.seed_image("src")
+    request, answer = request_and_answer(cloud, "Delete", properties(source), timeout=1, physical_id="m-gone00001")
+    assert answer is None
+    assert cloud.ros.answers == []
+    out = capsys.readouterr().out
+    assert "response URL refused" in out
+    assert "Signature=" not in out
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts", "allowed"),
+    [
+        ("https://ros.cn-hangzhou.aliyuncs.com/cb?Signature=x", "", True),
+        ("http://ros.cn-hangzhou.aliyuncs.com/cb", "", False),  # http only for listed hosts
+        ("https://aliyuncs.com.attacker.net/cb", "", False),
+        ("https://evil-aliyuncs.com/cb", "", False),
+        ("ftp://ros.aliyuncs.com/cb", "", False),
+        ("http://127.0.0.1:8080/cb", "127.0.0.1:8080", True),
+        ("http://127.0.0.1:9090/cb", "127.0.0.1:8080", False),
+        ("http://127.0.0.1:9090/cb", "127.0.0.1", True),
+        ("https://ros.internal/cb", "ros.internal", True),
+        ("not a url", "", False),
+    ],
+)
+def test_response_url_allow_list(url, hosts, allowed):
+    extra = frozenset(h for h in hosts.split(",") if h)
+    assert response_url_allowed(url, extra) is allowed
+
+
+def test_logs_are_json_lines_with_correlation_ids_and_no_secrets(cloud, source, capsys):
+    request, answer = request_and_answer(cloud, "Create", properties(source))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    mine = [line for line in lines if line.get("ros_request_id") == request["RequestId"]]
+    assert len(mine) >= 4
+    for line in mine:
+        assert line["stack_id"] == request["StackId"]
+        assert line["logical_resource_id"] == "CopyImage"
+        assert line["request_type"] == "Create"
+        assert line["fc_request_id"]
+        assert line["correlation_id"] == request["RequestId"]
+    text = "\n".join(json.dumps(line) for line in lines)
+    secrets = [cloud.fc.function_credentials.secret, cloud.fc.function_credentials.security_token]
+    secrets.append(request["ResponseURL"].split("Signature=")[1])
+    for secret in secrets:
+        assert secret not in text
+    assert any("response_url" in line for line in mine)  # logged, without its query string
+
+
+def test_fc2_error_logs_do_not_leak_the_security_token(cloud, capsys):
+    import logging
+
+    from copyimage.logs import guard_sdk_logs
+
+    guard_sdk_logs()
+    fc2_record = logging.LogRecord("root", logging.ERROR, "/x/site-packages/fc2/client.py", 1, "token=%s", ("T",), None)
+    other = logging.LogRecord("root", logging.ERROR, "/x/site-packages/other/mod.py", 1, "fine", (), None)
+    root = logging.getLogger()
+    assert root.filter(fc2_record) is False
+    assert root.filter(other) is True
