@@ -7,7 +7,6 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 from conftest import copies_in, properties, request_and_answer
-
 from copyimage.outbound import response_url_allowed
 
 
@@ -42,7 +41,7 @@ def test_retries_stop_after_the_configured_attempts(make_cloud):
 
 def test_refused_answer_is_not_retried_and_the_unwanted_copy_is_removed(cloud, source):
     cloud.ros.fail_next_answers(400)
-    request, answer = request_and_answer(cloud, "Create", properties(source), timeout=60)
+    _request, answer = request_and_answer(cloud, "Create", properties(source), timeout=60)
     assert answer is None
     assert len(cloud.ros.answers) == 1  # 400 means never: no retry
     assert copies_in(cloud) == []  # ROS will never know this copy: it must not stay behind
@@ -60,7 +59,7 @@ def test_unreachable_public_url_falls_back_to_the_intranet_url(make_cloud):
 def test_response_url_outside_the_allowed_hosts_is_never_contacted(make_cloud, capsys):
     cloud = make_cloud(environment={"COPYIMAGE_RESPONSE_HOSTS": "ros.example.com"})
     source = cloud.seed_image("src")
-    request, answer = request_and_answer(cloud, "Delete", properties(source), timeout=1, physical_id="m-gone00001")
+    _request, answer = request_and_answer(cloud, "Delete", properties(source), timeout=1, physical_id="m-gone00001")
     assert answer is None
     assert cloud.ros.answers == []
     out = capsys.readouterr().out
@@ -89,7 +88,7 @@ def test_response_url_allow_list(url, hosts, allowed):
 
 
 def test_logs_are_json_lines_with_correlation_ids_and_no_secrets(cloud, source, capsys):
-    request, answer = request_and_answer(cloud, "Create", properties(source))
+    request, _answer = request_and_answer(cloud, "Create", properties(source))
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     mine = [line for line in lines if line.get("ros_request_id") == request["RequestId"]]
     assert len(mine) >= 4

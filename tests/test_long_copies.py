@@ -1,0 +1,171 @@
+"""Copies of any length: the wait moves into delayed self-invocations and survives at-least-once delivery."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DESTINATION, copies_in, properties, request_and_answer
+
+from emulator.ros import load_template
+
+
+def start_create(cloud, source, **extra) -> dict:
+    request = cloud.ros.new_request("Create", properties(source, **extra))
+    _, result = cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
+    assert result == {"Status": "WAITING"}
+    return request
+
+
+def continuations(cloud) -> list:
+    return [i for i in cloud.fc.invocations if b"CopyImageContinuation" in i.payload]
+
+
+@pytest.mark.parametrize("fc_api", ["fc3", "fc2"])
+def test_copy_longer_than_several_invocations(make_cloud, fc_api):
+    cloud = make_cloud(time_scale=400, copy_seconds=1800, fc_api=fc_api, function_timeout=60)
+    source = cloud.seed_image("big-source")
+    request, answer = request_and_answer(cloud, "Create", properties(source), timeout=7200)
+    assert answer["Status"] == "SUCCESS", answer
+    later = continuations(cloud)
+    assert len(later) >= 3
+    assert {i.api for i in later} == {fc_api}  # invoked through the FC 3.0 or the FC 2.0 API
+    assert all(i.invocation_type == "Async" for i in later)
+    assert all(len(i.payload) < 128 * 1024 for i in later)
+    assert all(i.billed_seconds < 60 for i in cloud.fc.invocations)  # no invocation outlived its timeout
+    assert max(cloud.fc.async_delays) > 60  # the wait happened between invocations, not inside them
+    assert json.loads(later[0].payload)["CopyImageContinuation"]["Request"]["RequestId"] == request["RequestId"]
+    assert sum(i.billed_seconds for i in cloud.fc.invocations) < 0.05 * 1800
+    assert len(copies_in(cloud)) == 1
+    assert "copyimage:waiter" not in copies_in(cloud)[0].tags
+    assert cloud.ros.violations == []
+
+
+def test_without_self_invocation_a_long_copy_fails_before_the_function_timeout(make_cloud):
+    cloud = make_cloud(copy_seconds=3600, function_timeout=60, environment={"COPYIMAGE_DEFER": "false"})
+    source = cloud.seed_image("big-source")
+    _request, answer = request_and_answer(cloud, "Create", properties(source), timeout=7200)
+    assert answer["Status"] == "FAILED"
+    assert "still Creating" in answer["Reason"] and "invoke itself" in answer["Reason"]
+    (run,) = cloud.fc.invocations
+    assert run.billed_seconds < 60 and not run.timed_out  # answered with time to spare
+    assert run.billed_seconds > 30  # but it did wait while it could
+    assert copies_in(cloud) == []  # the copy was cancelled
+    assert cloud.ecs.calls_to("CancelCopyImage")
+
+
+def test_duplicated_continuations_collapse_into_one_chain(make_cloud):
+    cloud = make_cloud(time_scale=400, copy_seconds=1800)
+    source = cloud.seed_image("big-source")
+    cloud.fc.duplicate_next_async(3)
+    request = start_create(cloud, source)
+    answer = cloud.ros.wait_answer(request["RequestId"], timeout=3600)
+    assert cloud.fc.wait_idle(20)
+    assert answer["Status"] == "SUCCESS"
+    results = [i.result for i in continuations(cloud)]
+    assert {"Status": "SUPERSEDED"} in results  # a duplicate saw another chain owning the wait, and stopped
+    assert len([a for a in cloud.ros.answers if a.accepted]) == 1
+    assert cloud.ros.violations == []  # no contradictory answer
+    assert len(copies_in(cloud)) == 1
+    assert cloud.fc.pending_async() == 0  # no chain left running
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_failed_continuation_is_retried_by_fc(make_cloud, when):
+    cloud = make_cloud(time_scale=400, copy_seconds=1800)
+    source = cloud.seed_image("big-source")
+    request = start_create(cloud, source)
+    cloud.fc.fail_next(1, when=when)  # the first continuation's instance dies
+    answer = cloud.ros.wait_answer(request["RequestId"], timeout=3600)
+    assert cloud.fc.wait_idle(20)
+    assert answer["Status"] == "SUCCESS"
+    runs = continuations(cloud)
+    assert runs[0].error is not None
+    assert any(i.attempt == 2 and i.request_id == runs[0].request_id for i in runs)  # FC retried the event
+    assert len(copies_in(cloud)) == 1
+    assert len([a for a in cloud.ros.answers if a.accepted]) == 1
+    assert cloud.ros.violations == []
+    assert cloud.fc.pending_async() == 0
+
+
+def test_overall_deadline_cancels_the_copy_and_says_how_far_it_got(make_cloud):
+    cloud = make_cloud(time_scale=400, copy_seconds=7200, environment={"COPYIMAGE_MAX_WAIT_SECONDS": "900"})
+    source = cloud.seed_image("big-source")
+    _request, answer = request_and_answer(cloud, "Create", properties(source), timeout=7200)
+    assert answer["Status"] == "FAILED"
+    assert "gave up after waiting 9" in answer["Reason"] and "the limit is 900 s" in answer["Reason"]
+    assert "was still Creating at 1" in answer["Reason"]  # about 900/7200 = 12%
+    assert cloud.ecs.calls_to("CancelCopyImage")
+    assert copies_in(cloud) == []
+
+
+def test_delete_during_the_wait_cancels_the_copy_and_the_chain_stops(make_cloud):
+    cloud = make_cloud(time_scale=400, copy_seconds=3600)
+    source = cloud.seed_image("big-source")
+    create = start_create(cloud, source)
+    cloud.ros.expire(create["RequestId"])  # ROS gave up on the Create and rolls back
+    _, deleted = request_and_answer(
+        cloud, "Delete", properties(source), settle=False, stack_id=create["StackId"], physical_id=None
+    )
+    assert deleted["Status"] == "SUCCESS"
+    assert cloud.ecs.calls_to("CancelCopyImage")
+    assert cloud.fc.wait_idle(20)  # the orphaned continuation noticed and scheduled nothing more
+    assert copies_in(cloud) == []
+    assert cloud.fc.pending_async() == 0
+
+
+@pytest.mark.parametrize("physical_id_after_timeout", [False, True])
+def test_ros_timing_out_leaves_nothing_in_ecs(make_cloud, physical_id_after_timeout):
+    cloud = make_cloud(time_scale=400, copy_seconds=3600, send_physical_id_after_timeout=physical_id_after_timeout)
+    source = cloud.seed_image("big-source")
+    stack = cloud.ros.create_stack(
+        load_template(cloud_template()),
+        {"ImageId": source.image_id, "DestinationRegionId": DESTINATION, "Timeout": 600},
+    )
+    assert stack.status == "ROLLBACK_COMPLETE", (stack.status, stack.reason)
+    assert "timed out" in stack.reason
+    assert cloud.fc.wait_idle(20)
+    assert copies_in(cloud) == []
+    assert cloud.fc.pending_async() == 0
+
+
+def test_refused_success_after_ros_stopped_waiting_removes_the_copy(make_cloud):
+    cloud = make_cloud(time_scale=400, copy_seconds=1200)
+    source = cloud.seed_image("big-source")
+    create = start_create(cloud, source)
+    cloud.ros.expire(create["RequestId"])  # no rollback Delete comes (say, rollback is disabled)
+    assert cloud.fc.wait_idle(30)
+    refused = [a for a in cloud.ros.answers if not a.accepted]
+    assert refused and refused[0].json["Status"] == "SUCCESS"
+    assert copies_in(cloud) == []  # the continuation removed the copy nobody will ever own
+
+
+def test_copy_slots_full_waits_for_a_free_slot(make_cloud):
+    cloud = make_cloud(time_scale=400, copy_seconds=600)
+    source = cloud.seed_image("big-source")
+    blockers = [start_create(cloud, source) for _ in range(5)]  # five copies in progress from cn-hangzhou
+    request = cloud.ros.new_request("Create", properties(source))
+    _, result = cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
+    assert result == {"Status": "WAITING"}
+    quota = [c for c in cloud.ecs.calls_to("CopyImage") if c.error_code == "QuotaExceed.Image"]
+    assert quota
+    answer = cloud.ros.wait_answer(request["RequestId"], timeout=7200)
+    assert answer["Status"] == "SUCCESS"
+    assert all(cloud.ros.wait_answer(b["RequestId"], timeout=7200)["Status"] == "SUCCESS" for b in blockers)
+
+
+def test_throttled_copyimage_is_retried_later_instead_of_failing(make_cloud):
+    cloud = make_cloud(time_scale=400)
+    source = cloud.seed_image("src")
+    cloud.ecs.faults.add("CopyImage", "throttle", count=6)  # more than one invocation's retries
+    _request, answer = request_and_answer(cloud, "Create", properties(source), timeout=7200)
+    assert answer["Status"] == "SUCCESS"
+    assert [c.error_code for c in cloud.ecs.calls_to("CopyImage")].count("Throttling.User") == 6
+    assert len(continuations(cloud)) >= 1
+    assert len(copies_in(cloud)) == 1
+
+
+def cloud_template():
+    from emulator.cloud import TEMPLATE
+
+    return TEMPLATE
