@@ -37,6 +37,7 @@ class LocalCloud:
         function_timeout: float = 300.0,
         max_async_retries: int = 3,
         credentials_in_context: bool = True,
+        credentials_in_environment: bool = False,
         public_url_reachable: bool = True,
         send_physical_id_after_timeout: bool = False,
         environment: dict[str, str] | None = None,
@@ -53,6 +54,7 @@ class LocalCloud:
             service="ros-copy-image-svc" if fc_api == "fc2" else None,
             max_async_retries=max_async_retries,
             credentials_in_context=credentials_in_context,
+            credentials_in_environment=credentials_in_environment,
         )
         self.fc = FcStandIn(self.clock, self.credentials, self.function, region=region, port=self._fc_port)
         self.ros = RosStandIn(

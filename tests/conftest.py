@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from emulator.cloud import LocalCloud
+from emulator.cloud import ROOT, LocalCloud
+
+__all__ = ["ROOT"]
 
 DESTINATION = "cn-shanghai"
 
