@@ -1,0 +1,56 @@
+"""Command line: ``python -m emulator demo`` (the whole lifecycle) or ``python -m emulator serve``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+from emulator.cloud import LocalCloud
+
+
+def serve(time_scale: float, copy_minutes: float) -> int:
+    with LocalCloud(time_scale=time_scale, copy_seconds=copy_minutes * 60) as cloud:
+        key = cloud.credentials.add_access_key()
+        source = cloud.seed_image("golden-image")
+        print("Local Alibaba Cloud stand-ins on 127.0.0.1 (Ctrl-C to stop)")
+        print(f"  ECS (2014-05-26, RPC):      {cloud.ecs.url}")
+        print(f"  FC (2023-03-30, 2016-08-15): {cloud.fc.url}   ServiceToken {cloud.fc.service_token}")
+        print(f"  ROS response URLs:          {cloud.ros.url}")
+        print(f"\nAn AccessKey the stand-ins accept: {key.id} / {key.secret}")
+        print(f"A source image: {source.image_id} in {cloud.region}")
+        print(
+            "\nPoint an SDK at it: Config(access_key_id=..., access_key_secret=..., "
+            f"endpoint='{cloud.ecs.endpoint}', protocol='http', region_id='{cloud.region}')"
+        )
+        print("\nEnvironment for running the function against it:")
+        for name, value in cloud.function_environment().items():
+            print(f"  export {name}={json.dumps(value)}")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nstopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description="A local Alibaba Cloud for ros-copy-image")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="create, update and delete a stack from template.yml")
+    demo.add_argument("--time-scale", type=float, default=60.0, help="virtual seconds per real second (default 60)")
+    demo.add_argument("--copy-minutes", type=float, default=10.0, help="how long the copy takes (virtual minutes)")
+    demo.add_argument("--verbose", action="store_true", help="show the function's JSON logs")
+    serve_cmd = commands.add_parser("serve", help="run the stand-ins and print how to reach them")
+    serve_cmd.add_argument("--time-scale", type=float, default=1.0)
+    serve_cmd.add_argument("--copy-minutes", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from emulator.demo import run
+
+        return run(args.time_scale, args.copy_minutes, args.verbose)
+    return serve(args.time_scale, args.copy_minutes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
