@@ -83,6 +83,7 @@ from urllib.parse import parse_qsl
 
 from emulator.clock import Clock
 from emulator.credentials import CredentialStore
+from emulator.errors import ApiError
 from emulator.http import Reply, Request, StandIn, json_reply
 from emulator.signing import AuthError, NonceRegistry, verify_acs3
 
@@ -120,14 +121,8 @@ def _iso8601(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class EcsError(Exception):
+class EcsError(ApiError):
     """An API error: HTTP status, Alibaba error code, message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 # --------------------------------------------------------------------------- state

@@ -42,6 +42,7 @@ from urllib.parse import parse_qs, unquote
 
 from emulator.clock import Clock
 from emulator.credentials import AccessKey, CredentialStore
+from emulator.errors import ApiError
 from emulator.http import Reply, Request, StandIn, json_reply
 from emulator.signing import AuthError, NonceRegistry, verify_acs3, verify_fc2
 
@@ -125,14 +126,8 @@ class Context:
     tracing: object = None
 
 
-class FcApiError(Exception):
+class FcApiError(ApiError):
     """A request FC refuses before running anything (bad header, payload too large...)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class InvocationFailed(Exception):

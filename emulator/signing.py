@@ -22,16 +22,13 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, unquote
 
 from emulator.credentials import AccessKey, CredentialStore
+from emulator.errors import ApiError
 
 MAX_CLOCK_SKEW_SECONDS = 15 * 60
 
 
-class AuthError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
+class AuthError(ApiError):
+    """A refused request, as the gateway answers it."""
 
 
 @dataclass(frozen=True)
