@@ -41,12 +41,19 @@ class Progress:
 
 
 def _watch_copy(cloud: LocalCloud, finished: threading.Event, progress: Progress) -> None:
-    while not finished.wait(0.1):
+    while True:
+        done = finished.wait(0.1)
         copies = [image for image in cloud.ecs.images(DESTINATION) if image.is_copy]
         if copies:
             image = copies[-1]
             percent = int(str(image.progress).rstrip("%") or 0)
-            progress.show(percent, image.status, cloud.clock.now() - image.copy_started_at)
+            progress.show(
+                percent,
+                image.status,
+                min(cloud.clock.now(), image.copy_started_at + image.copy_seconds) - image.copy_started_at,
+            )
+        if done:
+            break
     progress.done()
 
 

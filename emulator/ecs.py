@@ -474,7 +474,7 @@ class EcsStandIn(StandIn):
 
     def images(self, region: str) -> list[Image]:
         with self._lock:
-            return [self._refresh(image) for image in self._images[region].values()]
+            return [self._refresh(image) for image in self._images.get(region, {}).values()]
 
     def snapshots(self, region: str) -> list[str]:
         with self._lock:

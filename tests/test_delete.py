@@ -121,3 +121,11 @@ def test_failed_create_marker_with_nothing_left_deletes_nothing(cloud, source):
     assert answer["PhysicalResourceId"] == "copyimage-failed-abc"
     assert actions(cloud) == ["DescribeImages"]
     assert not cloud.ecs.calls_to("DeleteImage") and not cloud.ecs.calls_to("CancelCopyImage")
+
+
+def test_rollback_after_an_unknown_destination_region_succeeds(cloud, source):
+    props = properties(source, DestinationRegionId="xx-nowhere-1")
+    _, failed = request_and_answer(cloud, "Create", props)
+    assert failed["Status"] == "FAILED" and "IncorrectDestinationRegion" in failed["Reason"]
+    _, deleted = request_and_answer(cloud, "Delete", props, physical_id=failed["PhysicalResourceId"])
+    assert deleted["Status"] == "SUCCESS"  # no image can exist in a region ECS does not know

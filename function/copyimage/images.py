@@ -84,7 +84,7 @@ class EcsImages:
     def find(self, region: str, image_id: str) -> ImageView | None:
         """The image in any status, or None when it does not exist."""
         request = ecs.DescribeImagesRequest(region_id=region, image_id=image_id, status=ALL_STATUSES, page_size=10)
-        body = self._call("DescribeImages", region, lambda c: c.describe_images_with_options(request, self._runtime))
+        body = self._describe(region, request)
         images = [ImageView.from_api(region, item) for item in _images_of(body)]
         return next((image for image in images if image.image_id == image_id), None)
 
@@ -101,14 +101,22 @@ class EcsImages:
                 page_size=100,
                 page_number=page,
             )
-            body = self._call(
-                "DescribeImages", region, lambda c, r=request: c.describe_images_with_options(r, self._runtime)
-            )
+            body = self._describe(region, request)
             batch = [ImageView.from_api(region, item) for item in _images_of(body)]
             found.extend(image for image in batch if all(image.tags.get(k) == v for k, v in tags.items()))
             if len(batch) < 100 or page * 100 >= int(body.get("TotalCount") or 0):
                 return found
             page += 1
+
+    def _describe(self, region: str, request: ecs.DescribeImagesRequest) -> dict:
+        try:
+            return self._call(
+                "DescribeImages", region, lambda c: c.describe_images_with_options(request, self._runtime)
+            )
+        except EcsError as error:
+            if error.code.startswith("InvalidRegionId"):
+                return {}  # a region ECS does not know holds no image: nothing to find
+            raise
 
     # -- changing -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,69 @@
+"""The README's commands, run as a user would run them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from conftest import ROOT
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_demo_runs_the_whole_lifecycle_and_prints_the_image_id():
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "demo", "--time-scale", "300", "--copy-minutes", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    image_id = re.search(r"CREATE_COMPLETE: ImageId = (m-\w+)", out).group(1)
+    assert "UPDATE_COMPLETE: ModifyImageAttribute" in out
+    assert "DELETE_COMPLETE: the copy is gone" in out
+    assert "0 protocol violations" in out
+    assert f"Demo complete: ImageId {image_id}" in out
+    assert "copy progress: 100% (Available" in out  # plain progress lines when not on a terminal
+    assert '"level"' not in out  # the function's logs stay out of the demo's output
+
+
+def test_demo_exits_non_zero_when_a_step_fails(monkeypatch, capsys):
+    from emulator import demo
+
+    monkeypatch.setattr(demo, "DESTINATION", "xx-nowhere-1")  # ECS refuses the copy
+    assert demo.run(time_scale=300, copy_minutes=1) == 1
+    assert "ROLLBACK_COMPLETE" in capsys.readouterr().out
+
+
+def test_serve_prints_endpoints_an_sdk_can_use():
+    from alibabacloud_ecs20140526 import models
+    from alibabacloud_ecs20140526.client import Client
+    from alibabacloud_tea_openapi.models import Config
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve"], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=ENV
+    )
+    try:
+        lines = []
+        for line in server.stdout:
+            lines.append(line)
+            if line.startswith("  export COPYIMAGE_TIME_EPOCH"):
+                break
+        out = "".join(lines)
+        key_id, secret = re.search(r"accept: (\S+) / (\S+)", out).groups()
+        image_id, region = re.search(r"source image: (m-\w+) in (\S+)", out).groups()
+        endpoint = re.search(r"endpoint='([^']+)'", out).group(1)
+        assert re.search(r"export COPYIMAGE_ECS_ENDPOINT=\"http://127\.0\.0\.1:\d+\"", out)
+        client = Client(
+            Config(access_key_id=key_id, access_key_secret=secret, endpoint=endpoint, protocol="http", region_id=region)
+        )
+        body = client.describe_images(models.DescribeImagesRequest(region_id=region, image_id=image_id)).body
+        assert [image.image_id for image in body.images.image] == [image_id]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
