@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench serve footprint clean
+.PHONY: demo test lint bench serve package clean
 
 demo: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator demo
@@ -22,6 +22,15 @@ bench: $(VENV)/.runtime-installed
 serve: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator serve
 
+# What `s build` produces: the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH).
+# The import check runs without any site-packages, as the FC runtime would see the package.
+package:
+	rm -rf build/code && mkdir -p build/code
+	cp -r function/index.py function/copyimage build/code/
+	$(PYTHON) -m pip install -q --no-compile -t build/code/python -r function/requirements.txt
+	cd build/code && $(PYTHON) -I -S -c "import sys; sys.path[:0] = ['.', 'python']; import index, fc2, alibabacloud_fc20230330.client, alibabacloud_credentials.client; print('the package imports on its own; handler', index.handler.__module__ + '.handle')"
+	du -sh build/code
+
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -36,4 +45,4 @@ $(VENV)/.dev-installed: requirements-dev.txt function/requirements.txt | $(VENV)
 	touch $@ $(VENV)/.runtime-installed
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache function/python
+	rm -rf $(VENV) .venv310 .pytest_cache .ruff_cache function/python build
