@@ -1,0 +1,255 @@
+"""Footprint: the memory and time one invocation of the function needs, to size memorySize and timeout in s.yaml.
+
+Each measurement runs in a fresh Python process, so nothing imported before skews it:
+
+1. ``import``: imports function/index.py alone (the handler and every SDK it loads at import time) and reports
+   the process's peak RSS and the import time. This is the closest local figure to the function's own footprint.
+2. ``create``: starts the local cloud (ECS, FC and ROS stand-ins on loopback), imports function/index.py, and
+   runs one Create end to end: a ROS request, a Sync invocation that starts the copy, waits inline
+   (COPYIMAGE_INLINE_WAIT_SECONDS) and defers, then the delayed asynchronous continuations, the last of which
+   finds the copy Available and answers SUCCESS. It reports the peak RSS of that process (an upper bound: the
+   stand-ins live in the same process) and how long every invocation ran.
+
+   Two Creates are run, each in its own process. A 30 s copy in real time (time scale 1): every figure is
+   wall-clock. An hour-long copy with time running 120 times faster: near the end of a long copy the function
+   looks every 1% of the copy's age, so its last invocations wait inline up to the full inline limit; their
+   durations are given in the seconds they stand for on Function Compute (virtual seconds, which scale the
+   loopback work up too, so they err on the long side) as well as in wall-clock seconds.
+
+It also derives, from the function's own settings and retry policy, how long one Create invocation can run when
+every network call it makes runs into its timeout (``create_invocation_bound_seconds``): the figure the function
+timeout must cover.
+
+Run from the repository root: ``.venv/bin/python bench/footprint.py``. The last line printed is a JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTION_DIR = ROOT / "function"
+FC3_MIN_MEMORY_MB = 128  # the fc3 props schema: memorySize minimum 128, multipleOf 64
+FC3_MEMORY_STEP_MB = 64
+MEMORY_HEADROOM = 2.0  # memorySize at least twice the measured peak
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process, in MB (ru_maxrss is KB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def import_index() -> float:
+    """Import function/index.py as FC does (code directory on sys.path); returns the seconds it took."""
+    sys.path.insert(0, str(FUNCTION_DIR))
+    started = time.perf_counter()
+    importlib.import_module("index")
+    return time.perf_counter() - started
+
+
+# --- the two measurements, each in its own process -------------------------------------------------------
+
+
+def measure_import() -> dict:
+    bare = peak_rss_mb()
+    seconds = import_index()
+    return {
+        "bare_interpreter_rss_mb": round(bare, 1),
+        "import_seconds": round(seconds, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def measure_create(copy_seconds: float, time_scale: float) -> dict:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the function's logs go to stdout
+    sys.path.insert(0, str(ROOT))
+    from emulator.cloud import LocalCloud
+
+    emulator_rss = peak_rss_mb()
+    seconds = import_index()
+    with LocalCloud(time_scale=time_scale, copy_seconds=copy_seconds) as cloud:
+        source = cloud.seed_image("footprint-source")
+        request = cloud.ros.new_request(
+            "Create",
+            {
+                "ImageId": source.image_id,
+                "DestinationRegionId": "cn-shanghai",
+                "DestinationImageName": "footprint-copy",
+            },
+        )
+        began = time.perf_counter()
+        try:
+            cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
+        except Exception as error:  # a failed run is reported below through the answer and the invocations
+            print(f"the first invocation failed: {error!r}", file=sys.stderr)
+        answer = cloud.ros.wait_answer(request["RequestId"], timeout=copy_seconds + 600)
+        end_to_end = time.perf_counter() - began
+        cloud.fc.wait_idle(30)
+        runs = [run for run in cloud.fc.invocations if run.finished_at is not None]
+        durations = [run.finished_at - run.started_at for run in runs]  # virtual: seconds on Function Compute
+        errors = [run.error for run in runs if run.error]
+    if not answer or answer.get("Status") != "SUCCESS":
+        raise SystemExit(f"the Create did not succeed: {answer!r}; invocation errors: {errors}")
+    return {
+        "copy_seconds": copy_seconds,
+        "time_scale": time_scale,
+        "emulator_rss_mb": round(emulator_rss, 1),
+        "import_seconds": round(seconds, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "invocations": len(runs),
+        "invocation_seconds": [round(d, 2) for d in durations],
+        "worst_invocation_seconds": round(max(durations), 2),
+        "worst_invocation_wall_seconds": round(max(durations) / time_scale, 2),
+        "end_to_end_wall_seconds": round(end_to_end, 1),
+        "invocation_errors": errors,
+    }
+
+
+def create_invocation_bound() -> dict:
+    """Longest one Create invocation can run when every network call runs into its timeout, from the settings."""
+    sys.path.insert(0, str(FUNCTION_DIR))
+    from copyimage.config import Settings
+    from copyimage.retry import with_retries
+
+    settings = Settings.from_env({})  # the defaults: s.yaml sets none of the COPYIMAGE_* tuning variables
+    parameters = inspect.signature(with_retries).parameters
+    base, cap = parameters["base_seconds"].default, parameters["cap_seconds"].default
+
+    def call(attempts: int) -> float:  # every try times out, every pause is the longest the backoff allows
+        pauses = sum(min(cap, base * 2 ** (n - 1)) for n in range(1, attempts))
+        return attempts * settings.http_timeout_seconds + pauses
+
+    ecs = call(settings.ecs_attempts)
+    answer = call(settings.response_attempts)
+    invoke = call(settings.ecs_attempts)  # the FC 3.0 self-invocation uses the ECS attempt count
+    # Waiting stops at the inline limit, but a look started just before it runs on; then either the answer is
+    # delivered and the waiter tag removed, or the waiter tag is set and the next invocation scheduled.
+    bound = settings.inline_wait_seconds + ecs + max(answer + ecs, ecs + invoke)
+    return {
+        "inline_wait_seconds": settings.inline_wait_seconds,
+        "deadline_margin_seconds": settings.deadline_margin_seconds,
+        "ecs_call_worst_seconds": ecs,
+        "answer_delivery_worst_seconds": answer,
+        "create_invocation_bound_seconds": bound,
+    }
+
+
+# --- the parent: run the children, combine, recommend ---------------------------------------------------------
+
+
+def run_child(*args: str, timeout: float) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"measurement {args[0]} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return json.loads(lines[-1])
+
+
+def memory_size_for(peak_mb: float) -> int:
+    """The smallest FC 3.0 memorySize (a multiple of 64 MB, at least 128 MB) with the headroom above the peak."""
+    wanted = max(FC3_MIN_MEMORY_MB, peak_mb * MEMORY_HEADROOM)
+    return int(math.ceil(wanted / FC3_MEMORY_STEP_MB) * FC3_MEMORY_STEP_MB)
+
+
+def scenario(text: str) -> tuple[float, float]:
+    copy_seconds, _, time_scale = text.partition(":")
+    return float(copy_seconds), float(time_scale or 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--scenario",
+        type=scenario,
+        action="append",
+        help="COPY_SECONDS[:TIME_SCALE], a Create to run (repeatable); default 30:1 and 3600:120",
+    )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        kind = args.child[0]
+        if kind == "import":
+            figures = {**measure_import(), **create_invocation_bound()}
+        elif kind == "create":
+            figures = measure_create(float(args.child[1]), float(args.child[2]))
+        else:
+            raise SystemExit(f"unknown measurement {kind!r}")
+        print(json.dumps(figures))
+        return 0
+
+    alone = run_child("import", timeout=120)
+    creates = [
+        run_child("create", str(copy_seconds), str(time_scale), timeout=copy_seconds / time_scale + 900)
+        for copy_seconds, time_scale in (args.scenario or [(30.0, 1.0), (3600.0, 120.0)])
+    ]
+    create_peak = max(create["peak_rss_mb"] for create in creates)
+    # The function's own peak: importing it alone, plus what running a Create added on top of the imports in the
+    # process it shared with the stand-ins.
+    import_growth = alone["peak_rss_mb"] - alone["bare_interpreter_rss_mb"]
+    run_growth = max(max(0.0, c["peak_rss_mb"] - c["emulator_rss_mb"] - import_growth) for c in creates)
+    worst = max(creates, key=lambda c: c["worst_invocation_seconds"])
+    result = {
+        "import_only_peak_rss_mb": alone["peak_rss_mb"],
+        "bare_interpreter_rss_mb": alone["bare_interpreter_rss_mb"],
+        "create_process_peak_rss_mb": create_peak,
+        "function_peak_rss_estimate_mb": round(alone["peak_rss_mb"] + run_growth, 1),
+        "import_seconds": alone["import_seconds"],
+        "creates": [
+            {k: c[k] for k in ("copy_seconds", "time_scale", "invocations", "invocation_seconds", "peak_rss_mb")}
+            for c in creates
+        ],
+        "worst_invocation_seconds": worst["worst_invocation_seconds"],
+        "worst_invocation_wall_seconds": worst["worst_invocation_wall_seconds"],
+        "inline_wait_seconds": alone["inline_wait_seconds"],
+        "deadline_margin_seconds": alone["deadline_margin_seconds"],
+        "ecs_call_worst_seconds": alone["ecs_call_worst_seconds"],
+        "answer_delivery_worst_seconds": alone["answer_delivery_worst_seconds"],
+        "create_invocation_bound_seconds": alone["create_invocation_bound_seconds"],
+        "recommended_memory_size_mb": memory_size_for(create_peak),
+    }
+    print(
+        f"memory: import alone peaks at {result['import_only_peak_rss_mb']} MB (bare interpreter "
+        f"{result['bare_interpreter_rss_mb']} MB); a whole Create process, stand-ins included, at {create_peak} MB; "
+        f"function estimate {result['function_peak_rss_estimate_mb']} MB"
+    )
+    print(
+        f"memorySize: {MEMORY_HEADROOM:g} x {create_peak} MB, rounded up to a multiple of {FC3_MEMORY_STEP_MB} MB "
+        f"(at least {FC3_MIN_MEMORY_MB}) = {result['recommended_memory_size_mb']} MB"
+    )
+    print(f"import of function/index.py: {result['import_seconds']} s")
+    for create in creates:
+        print(
+            f"copy of {create['copy_seconds']:g} s at time scale {create['time_scale']:g}: "
+            f"{create['invocations']} invocations, seconds each {create['invocation_seconds']}"
+        )
+    print(
+        f"worst invocation: {result['worst_invocation_seconds']} s (inline wait {result['inline_wait_seconds']:g} s, "
+        f"margin {result['deadline_margin_seconds']:g} s); with every network call timing out a Create invocation "
+        f"can run {result['create_invocation_bound_seconds']:g} s (one ECS call "
+        f"{result['ecs_call_worst_seconds']:g} s, delivering the answer {result['answer_delivery_worst_seconds']:g} s)"
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
