@@ -11,13 +11,22 @@ then the action runs under one lock. Copies progress lazily from the shared :cla
 then ``Available``/``'100%'`` (or ``CreateFailed`` at ``fail_at_fraction``). A copy's snapshots exist
 from the moment it becomes ``Available``; until then ``DiskDeviceMappings`` show an empty ``SnapshotId``.
 
+At most five copies from one source region run (``Creating``) at once, as CopyImage's documentation says;
+a further copy is accepted as ``Waiting``/``'0%'`` and queued first in, first out per source region. When a
+running copy ends (``Available``, ``CreateFailed``, or cancelled) the oldest waiting one starts at that very
+virtual moment. Since status is derived lazily, looking at a source region replays its events: while some
+running copy has ended by now, the earliest end is applied and the oldest waiting copy gets that end time as
+its ``copy_started_at``; a cancel, applied at the current time after that replay, starts the next one then.
+So a queued copy's progress never depends on when anybody looked.
+
 Modelling choices where the documentation leaves room:
 - CopyImage without DestinationImageName/DestinationDescription takes the source's; the duplicate-name
   check applies to an explicit DestinationImageName only. Real ECS also copies within one region (and
   defaults DestinationRegionId to the source); here that is refused unless ``allow_same_region_copy``.
-- Real ECS queues copies beyond five per region; here the sixth is refused with ``QuotaExceed.Image``.
+- ``QuotaExceed.Image`` means the destination region already holds ``image_quota`` (default 100) custom
+  images, counting every status, copies in progress and waiting included.
 - ClientToken: the same token with the same parameters answers the first ImageId (even once that copy
-  is cancelled); a token is remembered only when a copy started.
+  is cancelled); a token is remembered only when a copy was accepted (running or waiting).
 - DescribeImages: ``Status`` defaults to ``Available``; ``ImageName`` matches a substring; a
   ``Tag.N.Key`` without a value matches any value; newest images first.
 
@@ -45,17 +54,18 @@ CopyImage
     destination region); 400 ``InvalidDescription.Malformed``; 400 ``InvalidTagCount`` (over 20);
     400 ``InvalidTagKey.Malformed``; 400 ``InvalidTagValue.Malformed``; 400 ``InvalidResourceGroupId.Malformed``;
     400 ``InvalidParameter.EncryptedIllegal`` (KMSKeyId without Encrypted=true);
-    404 ``InvalidParameter.KMSKeyId.NotFound``; 403 ``QuotaExceed.Image`` (5 copies from the source region
-    already Creating); 400 ``DryRunOperation`` (DryRun=true and every check passed).
+    404 ``InvalidParameter.KMSKeyId.NotFound``; 403 ``QuotaExceed.Image`` (the destination region already
+    holds ``image_quota`` custom images); 400 ``DryRunOperation`` (DryRun=true and every check passed).
 DescribeImages
     the common errors only.
 CancelCopyImage
-    404 ``InvalidImageId.NotFound``; 403 ``IncorrectImageStatus`` (not a copy in progress, e.g. completed).
+    404 ``InvalidImageId.NotFound``; 403 ``IncorrectImageStatus`` (not a copy in progress or waiting, e.g.
+    completed).
 DeleteImage (a missing image is ignored)
-    403 ``OperationDenied`` (system image); 403 ``OperationDenied.ImageCopying`` (a copy in progress: cancel
-    it); 403 ``IncorrectImageStatus`` (any other image still Creating/Waiting); 403 ``ImageUsingByInstance``
-    (in use and Force not true). The codes of the last three follow the DeleteImage error table in
-    Alibaba's API reference.
+    403 ``OperationDenied`` (system image); 403 ``OperationDenied.ImageCopying`` (a copy in progress or
+    waiting: cancel it); 403 ``IncorrectImageStatus`` (any other image still Creating/Waiting);
+    403 ``ImageUsingByInstance`` (in use and Force not true). The codes of the last three follow the
+    DeleteImage error table in Alibaba's API reference.
 ModifyImageAttribute
     404 ``InvalidImageId.NotFound``; 403 ``OperationDenied`` (system image); the name and description errors
     of CopyImage, with ``InvalidImageName.Duplicated`` for a name used by another image of the region.
@@ -101,7 +111,8 @@ DEFAULT_REGIONS = (
 )
 DEFAULT_KMS_KEY_ID = "key-hzz00000000000000001"
 MAX_TAGS = 20
-MAX_COPIES_IN_PROGRESS = 5
+MAX_COPIES_IN_PROGRESS = 5  # running copies per source region; more wait in a queue
+DEFAULT_IMAGE_QUOTA = 100  # custom images per region
 MAX_CLIENT_TOKEN_LENGTH = 64
 IMAGE_STATUSES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated")
 DEFAULT_IMAGE_SIZE_GIB = 40
@@ -147,13 +158,20 @@ class Image:
     encrypted: bool = False
     kms_key_id: str | None = None
     in_use: bool = False
-    copy_started_at: float | None = None
+    copy_started_at: float | None = None  # None while the copy is Waiting for a slot
     copy_seconds: float = 0.0
     fail_at_fraction: float | None = None
+    copy_order: int = 0  # CopyImage acceptance order: the queue of Waiting copies is first in, first out
 
     @property
     def is_copy(self) -> bool:
-        return self.copy_started_at is not None
+        return self.source is not None
+
+    @property
+    def copy_duration(self) -> float:
+        """Virtual seconds from the start of the copy to its end (Available, or CreateFailed)."""
+        fraction = self.fail_at_fraction if self.fail_at_fraction is not None else 1.0
+        return self.copy_seconds * fraction
 
 
 @dataclass
@@ -409,6 +427,7 @@ class EcsStandIn(StandIn):
         self.regions = tuple(regions)
         self.copy_seconds = float(copy_seconds)  # duration of new copies, in virtual seconds
         self.allow_same_region_copy = False  # real ECS accepts same-region copies; this stand-in refuses by default
+        self.image_quota: int = DEFAULT_IMAGE_QUOTA  # custom images per region, for QuotaExceed.Image
         self.kms_keys: set[str] = {DEFAULT_KMS_KEY_ID}
         self.faults = FaultPlan()
         self.calls: list[Call] = []
@@ -419,6 +438,7 @@ class EcsStandIn(StandIn):
         self._tokens: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {}  # token -> (parameters, image id)
         self._pending_failures: list[float] = []
         self._seed_counter = 0
+        self._copy_counter = 0
 
     # ------------------------------------------------------------------ helpers for tests and demos
 
@@ -474,7 +494,8 @@ class EcsStandIn(StandIn):
 
     def images(self, region: str) -> list[Image]:
         with self._lock:
-            return [self._refresh(image) for image in self._images.get(region, {}).values()]
+            self._refresh_all()
+            return list(self._images.get(region, {}).values())
 
     def snapshots(self, region: str) -> list[str]:
         with self._lock:
@@ -538,26 +559,66 @@ class EcsStandIn(StandIn):
     # ------------------------------------------------------------------ state helpers (call with the lock held)
 
     def _refresh(self, image: Image) -> Image:
-        """Bring a copy in progress up to date with the clock."""
-        if not image.is_copy or image.status != "Creating":
-            return image
-        elapsed = max(0.0, self.clock.now() - (image.copy_started_at or 0.0))
-        fraction = elapsed / image.copy_seconds if image.copy_seconds > 0 else 1.0
-        if image.fail_at_fraction is not None and fraction >= image.fail_at_fraction:
-            image.status, image.progress = "CreateFailed", f"{math.floor(image.fail_at_fraction * 100)}%"
-        elif fraction >= 1.0:
-            image.status, image.progress = "Available", "100%"
-            region_snapshots = self._snapshots[image.region]
-            for snapshot_id in image.snapshot_ids:
-                region_snapshots[snapshot_id] = Snapshot(snapshot_id, image.region, image.size, image.image_id)
-        else:
-            image.progress = f"{min(99, math.floor(fraction * 100))}%"
+        """Bring a copy in progress or waiting up to date with the clock (with every copy from its region)."""
+        if image.source is not None and image.status in ("Creating", "Waiting"):
+            self._advance_copies(image.source[0])
         return image
 
     def _refresh_all(self) -> None:
-        for images in self._images.values():
-            for image in images.values():
-                self._refresh(image)
+        for source_region in {
+            image.source[0]
+            for images in self._images.values()
+            for image in images.values()
+            if image.source is not None and image.status in ("Creating", "Waiting")
+        }:
+            self._advance_copies(source_region)
+
+    def _copies_from(self, source_region: str, status: str) -> list[Image]:
+        """The copies from a source region with that status, in CopyImage acceptance order."""
+        found = [
+            image
+            for images in self._images.values()
+            for image in images.values()
+            if image.source is not None and image.source[0] == source_region and image.status == status
+        ]
+        return sorted(found, key=lambda image: image.copy_order)
+
+    def _start_waiting(self, source_region: str, at: float) -> None:
+        """Start the oldest Waiting copies from the region, at virtual time ``at``, while a slot is free."""
+        running = len(self._copies_from(source_region, "Creating"))
+        for image in self._copies_from(source_region, "Waiting")[: max(0, MAX_COPIES_IN_PROGRESS - running)]:
+            image.status, image.progress, image.copy_started_at = "Creating", "0%", at
+
+    def _advance_copies(self, source_region: str) -> None:
+        """Replay the ends of the region's running copies up to now, starting waiting copies as slots free."""
+        now = self.clock.now()
+        self._start_waiting(source_region, now)  # only if a slot was freed outside the API (a test's edit)
+        while True:
+            ended = [
+                image
+                for image in self._copies_from(source_region, "Creating")
+                if now - (image.copy_started_at or 0.0) >= image.copy_duration
+            ]
+            if not ended:
+                break
+            first = min(
+                ended, key=lambda image: ((image.copy_started_at or 0.0) + image.copy_duration, image.copy_order)
+            )
+            self._finish_copy(first)
+            self._start_waiting(source_region, (first.copy_started_at or 0.0) + first.copy_duration)
+        for image in self._copies_from(source_region, "Creating"):
+            elapsed = max(0.0, now - (image.copy_started_at or 0.0))
+            fraction = elapsed / image.copy_seconds if image.copy_seconds > 0 else 1.0
+            image.progress = f"{min(99, math.floor(fraction * 100))}%"
+
+    def _finish_copy(self, image: Image) -> None:
+        if image.fail_at_fraction is not None:
+            image.status, image.progress = "CreateFailed", f"{math.floor(image.fail_at_fraction * 100)}%"
+            return
+        image.status, image.progress = "Available", "100%"
+        region_snapshots = self._snapshots[image.region]
+        for snapshot_id in image.snapshot_ids:
+            region_snapshots[snapshot_id] = Snapshot(snapshot_id, image.region, image.size, image.image_id)
 
     def _region(self, params: _Params) -> str:
         region = params.required("RegionId")
@@ -666,27 +727,25 @@ class EcsStandIn(StandIn):
             raise EcsError(404, "InvalidParameter.KMSKeyId.NotFound", f"The KMS key {kms_key_id} does not exist.")
         if name is not None and self._name_taken(destination, name):
             raise _name_duplicated(name, destination)
-        self._refresh_all()
-        in_progress = sum(
-            1
-            for images in self._images.values()
-            for image in images.values()
-            if image.status == "Creating" and image.source is not None and image.source[0] == source_region
-        )
-        if in_progress >= MAX_COPIES_IN_PROGRESS:
-            raise EcsError(
-                403, "QuotaExceed.Image", f"{MAX_COPIES_IN_PROGRESS} image copies from {source_region} are in progress."
-            )
+        custom_images = sum(1 for image in self._images[destination].values() if image.owner_alias == "self")
+        if custom_images >= self.image_quota:
+            message = "The maximum number of custom images in the region has been reached."
+            raise EcsError(403, "QuotaExceed.Image", message)
         if dry_run:
             raise EcsError(400, "DryRunOperation", "Request validation has been passed with DryRun flag set.")
 
+        self._advance_copies(source_region)
+        runs_now = len(self._copies_from(source_region, "Creating")) < MAX_COPIES_IN_PROGRESS and not self._copies_from(
+            source_region, "Waiting"
+        )
         now = self.clock.now()
+        self._copy_counter += 1
         copy = Image(
             image_id=_new_id("m-"),
             region=destination,
             name=name if name is not None else source.name,
             description=description if description is not None else source.description,
-            status="Creating",
+            status="Creating" if runs_now else "Waiting",
             progress="0%",
             created_at=now,
             tags={key: value or "" for key, value in tags},
@@ -697,9 +756,10 @@ class EcsStandIn(StandIn):
             source=(source_region, image_id),
             encrypted=encrypted or source.encrypted,
             kms_key_id=kms_key_id,
-            copy_started_at=now,
+            copy_started_at=now if runs_now else None,
             copy_seconds=self.copy_seconds,
             fail_at_fraction=self._pending_failures.pop(0) if self._pending_failures else None,
+            copy_order=self._copy_counter,
         )
         self._images[destination][copy.image_id] = copy
         if token is not None:
@@ -746,10 +806,12 @@ class EcsStandIn(StandIn):
         image = self._images[region].get(image_id)
         if image is None:
             raise _image_not_found(image_id, region)
-        if not image.is_copy or self._refresh(image).status != "Creating":
+        if not image.is_copy or self._refresh(image).status not in ("Creating", "Waiting"):
             message = f"The image {image_id} is {image.status}, not a copy in progress."
             raise EcsError(403, "IncorrectImageStatus", message)
         del self._images[region][image_id]  # its snapshots were never completed
+        if image.status == "Creating" and image.source is not None:  # its slot is free from now on;
+            self._start_waiting(image.source[0], self.clock.now())  # a Waiting copy just leaves the queue
         return {}
 
     def _delete_image(self, params: _Params) -> dict[str, object]:
@@ -762,7 +824,7 @@ class EcsStandIn(StandIn):
         self._refresh(image)
         if image.owner_alias != "self":
             raise EcsError(403, "OperationDenied", f"The image {image_id} is not a custom image.")
-        if image.is_copy and image.status == "Creating":
+        if image.is_copy and image.status in ("Creating", "Waiting"):
             raise EcsError(403, "OperationDenied.ImageCopying", "The Image is copying; cancel the copy instead.")
         if image.status in ("Creating", "Waiting"):
             raise EcsError(403, "IncorrectImageStatus", f"The image {image_id} is {image.status}.")

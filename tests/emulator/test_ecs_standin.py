@@ -291,19 +291,129 @@ def test_client_token_is_recorded_only_when_the_copy_starts(ecs, client, clock):
     assert ecs.image(retried).name == "taken" and ecs.image(retried).status == "Creating"
 
 
-def test_at_most_five_copies_run_from_one_region(ecs, client, clock):
+def start_copies(client: Client, source_id: str, count: int, destination: str = SH) -> list[str]:
+    return [copy(client, source_id, destination=destination) for _ in range(count)]
+
+
+def cancel_copy(client: Client, region: str, image_id: str) -> None:
+    client.cancel_copy_image_with_options(
+        ecs_models.CancelCopyImageRequest(region_id=region, image_id=image_id), RUNTIME
+    )
+
+
+def test_sixth_copy_waits_and_starts_when_the_first_running_copy_ends(ecs, client, clock):
     source = ecs.seed_image(HZ)
-    for destination in (SH, BJ, "cn-shenzhen", "cn-hongkong", "us-west-1"):
-        copy(client, source.image_id, destination=destination)
-    expect_error("QuotaExceed.Image", 403, copy, client, source.image_id, destination="eu-central-1")
+    t0 = clock.now()
+    first = copy(client, source.image_id)
+    clock.advance(10)
+    start_copies(client, source.image_id, 4, destination=BJ)  # the five slots are per source region
+    clock.advance(10)
+    sixth = copy(client, source.image_id, destination="eu-central-1", client_token="queued")
+    image = one_image(client, "eu-central-1", sixth)
+    assert (image.status, image.progress, image.is_copied) == ("Waiting", "0%", True)
+    assert ecs.image(sixth).copy_started_at is None
+    assert copy(client, source.image_id, destination="eu-central-1", client_token="queued") == sixth
+    assert len(ecs.images("eu-central-1")) == 1
+    assert ids(describe(client, "eu-central-1")) == set()
+    assert ids(describe(client, "eu-central-1", status="Creating,Available")) == set()
+    assert ids(describe(client, "eu-central-1", status="Waiting")) == {sixth}
+    # another source region has its own five slots
+    other = copy(client, ecs.seed_image(SH).image_id, region=SH, destination=HZ)
+    assert one_image(client, HZ, other).status == "Creating"
+
+    clock.advance(79.5)  # t0 + 99.5: every slot is still taken
+    assert one_image(client, "eu-central-1", sixth).status == "Waiting"
+    clock.advance(38)  # t0 + 137.5; the first copy ended at t0 + 100, the next four at t0 + 110
+    assert one_image(client, SH, first).status == "Available"
+    image = one_image(client, "eu-central-1", sixth)
+    assert (image.status, image.progress) == ("Creating", "37%")  # started at t0 + 100, not when looked at
+    assert ecs.image(sixth).copy_started_at == t0 + 100
+    clock.advance(62.5)  # t0 + 200
+    image = one_image(client, "eu-central-1", sixth)
+    assert (image.status, image.progress) == ("Available", "100%")
+    assert image.creation_time == iso(t0 + 20)  # created when CopyImage accepted it
+
+
+def test_waiting_copies_start_first_in_first_out(ecs, client, clock):
+    source = ecs.seed_image(HZ)
+    t0 = clock.now()
+    first = copy(client, source.image_id)
+    clock.advance(10)
+    second = copy(client, source.image_id)
+    clock.advance(10)
+    start_copies(client, source.image_id, 3)
+    early = copy(client, source.image_id, destination_image_name="early")
+    late = copy(client, source.image_id, destination_image_name="late")  # at the same virtual time
+    assert [ecs.image(i).status for i in (early, late)] == ["Waiting", "Waiting"]
+
+    clock.advance(85)  # t0 + 105: the first copy ended at t0 + 100
+    assert ids(describe(client, SH, status="Waiting")) == {late}
+    assert ecs.image(early).copy_started_at == t0 + 100
+    clock.advance(10.5)  # t0 + 115.5: the second ended at t0 + 110
+    assert ecs.image(late).copy_started_at == ecs.image(second).copy_started_at + 100
+    assert [one_image(client, SH, i).progress for i in (early, late)] == ["15%", "5%"]
+    assert one_image(client, SH, first).status == "Available"
+
+
+def test_cancelling_a_running_copy_starts_the_next_at_the_cancel_time(ecs, client, clock):
+    source = ecs.seed_image(HZ)
+    running = start_copies(client, source.image_id, 5)
+    waiting = copy(client, source.image_id, destination=BJ)
+    clock.advance(30.5)
+    cancelled_at = clock.now()
+    cancel_copy(client, SH, running[2])
+    clock.advance(40.25)  # looked at only now
+    image = one_image(client, BJ, waiting)
+    assert (image.status, image.progress) == ("Creating", "40%")
+    assert ecs.image(waiting).copy_started_at == cancelled_at
+    assert ecs.image(running[2]) is None
+
+
+def test_cancelling_a_waiting_copy_takes_it_out_of_the_queue(ecs, client, clock):
+    source = ecs.seed_image(HZ)
+    t0 = clock.now()
+    start_copies(client, source.image_id, 5)
+    dropped = copy(client, source.image_id, destination=BJ)
+    kept = copy(client, source.image_id, destination=BJ)
+    clock.advance(50)
+    cancel_copy(client, BJ, dropped)
+    assert ecs.image(dropped) is None
+    assert one_image(client, BJ, kept).status == "Waiting"  # a Waiting copy held no slot
+    expect_error("InvalidImageId.NotFound", 404, cancel_copy, client, BJ, dropped)
+
+    clock.advance(50.5)  # t0 + 100.5: the five ended at t0 + 100
+    assert [image.image_id for image in ecs.images(BJ)] == [kept]
+    assert (ecs.image(kept).status, ecs.image(kept).copy_started_at) == ("Creating", t0 + 100)
+
+
+def test_delete_image_refuses_a_waiting_copy(ecs, client):
+    source = ecs.seed_image(HZ)
+    start_copies(client, source.image_id, 5)
+    waiting = copy(client, source.image_id, destination=BJ)
+    error = expect_error("OperationDenied.ImageCopying", 403, delete, client, BJ, waiting)
+    assert "cancel" in error.message
+    assert ecs.image(waiting).status == "Waiting"
+
+
+def test_copy_into_a_full_region_is_refused_with_quota_exceed(ecs, client, clock):
+    assert ecs.image_quota == 100
+    source = ecs.seed_image(HZ)
+    ecs.seed_image(SH, name="ready")
+    ecs.seed_image(SH, name="broken", status="CreateFailed")  # any status counts
+    ecs.seed_image(SH, name="centos_7_9_x64.vhd", owner_alias="system")  # a system image does not
+    ecs.image_quota = 3
+    running = copy(client, source.image_id)  # the third custom image of cn-shanghai
+    error = expect_error("QuotaExceed.Image", 403, copy, client, source.image_id)
+    assert "The maximum number of custom images in the region has been reached." in error.message
     # validation comes first
     expect_error("InvalidImageName.Malformed", 400, copy, client, source.image_id, destination_image_name="9lives")
-    # other source regions have their own allowance
-    copy(client, ecs.seed_image(SH).image_id, region=SH, destination=HZ)
-    assert ecs.images("eu-central-1") == []
+    assert IMAGE_ID.fullmatch(copy(client, source.image_id, destination=BJ))  # the quota is per region
 
-    clock.advance(100)
-    assert IMAGE_ID.fullmatch(copy(client, source.image_id, destination="eu-central-1"))
+    clock.advance(100)  # a finished copy still counts
+    expect_error("QuotaExceed.Image", 403, copy, client, source.image_id)
+    delete(client, SH, running)
+    assert IMAGE_ID.fullmatch(copy(client, source.image_id))
+    assert len(ecs.images(SH)) == 4
 
 
 def test_dry_run_validates_without_copying(ecs, client):
