@@ -100,3 +100,20 @@ def test_an_unexpected_error_still_gets_a_failed_answer(cloud, source):
     assert answer["Status"] == "FAILED"
     assert answer["Reason"].startswith("internal error in the provider: KeyError")
     assert "see the function's logs" in answer["Reason"]
+
+
+def test_a_bad_setting_falls_back_to_its_default_instead_of_silencing_the_function(make_cloud, capsys):
+    cloud = make_cloud(environment={"COPYIMAGE_ECS_ATTEMPTS": "four"})
+    source = cloud.seed_image("src")
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "SUCCESS"
+    assert "ignoring a setting that is not a number" in capsys.readouterr().out
+
+
+def test_continuation_of_an_unknown_version_is_answered_failed(cloud, source):
+    request = cloud.ros.new_request("Create", properties(source))
+    event = {"CopyImageContinuation": {"Version": 99, "Request": request, "State": {"began_at": 0}}}
+    cloud.fc.invoke(json.dumps(event).encode(), invocation_type="Sync")
+    answer = cloud.ros.wait_answer(request["RequestId"], timeout=1)
+    assert answer["Status"] == "FAILED"
+    assert "continuation version 99 is not supported" in answer["Reason"]

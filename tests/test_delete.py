@@ -129,3 +129,42 @@ def test_rollback_after_an_unknown_destination_region_succeeds(cloud, source):
     assert failed["Status"] == "FAILED" and "IncorrectDestinationRegion" in failed["Reason"]
     _, deleted = request_and_answer(cloud, "Delete", props, physical_id=failed["PhysicalResourceId"])
     assert deleted["Status"] == "SUCCESS"  # no image can exist in a region ECS does not know
+
+
+def test_a_kept_copy_survives_a_later_failed_create_of_the_same_logical_id(cloud, source):
+    kept = create(cloud, source)
+    stack_id = cloud.ros.requests[-1]["StackId"]
+    _, retained = request_and_answer(
+        cloud, "Delete", properties(source, RetainOnDelete=True), stack_id=stack_id, physical_id=kept
+    )
+    assert retained["Status"] == "SUCCESS"
+    # The logical id comes back to the stack, and its Create fails; ROS then rolls back with the marker.
+    bad = properties(source, ImageId="m-doesnotexist")
+    _, failed = request_and_answer(cloud, "Create", bad, stack_id=stack_id)
+    assert failed["Status"] == "FAILED"
+    _, rolled_back = request_and_answer(
+        cloud, "Delete", bad, stack_id=stack_id, physical_id=failed["PhysicalResourceId"]
+    )
+    assert rolled_back["Status"] == "SUCCESS"
+    assert cloud.ecs.image(kept).status == "Available"  # handed over to ROS once, so never taken for a leftover
+    assert not cloud.ecs.calls_to("DeleteImage")
+
+
+def test_snapshots_that_cannot_be_deleted_are_named(cloud, source):
+    image_id = create(cloud, source)
+    snapshots = cloud.ecs.image(image_id).snapshot_ids
+    cloud.ecs.faults.add("DeleteSnapshot", "server_error", count=None)
+    props = properties(source, DeleteSnapshots=True, ForceDelete=True)
+    _, answer = request_and_answer(cloud, "Delete", props, physical_id=image_id)
+    assert answer["Status"] == "FAILED"
+    assert f"the image {image_id} was deleted, but not its snapshots {', '.join(snapshots)}" in answer["Reason"]
+    assert cloud.ecs.image(image_id) is None
+    assert all(call.params["Force"].lower() == "true" for call in cloud.ecs.calls_to("DeleteSnapshot"))
+
+
+def test_delete_is_not_blocked_by_a_property_an_update_broke(cloud, source):
+    image_id = create(cloud, source)
+    broken = properties(source, DestinationImageNmae="typo", DestinationDescription="x")
+    _, answer = request_and_answer(cloud, "Delete", broken, physical_id=image_id)
+    assert answer["Status"] == "SUCCESS"
+    assert cloud.ecs.image(image_id) is None

@@ -117,3 +117,12 @@ def test_fc2_error_logs_do_not_leak_the_security_token(cloud, capsys):
     root = logging.getLogger()
     assert root.filter(fc2_record) is False
     assert root.filter(other) is True
+
+
+def test_a_response_url_the_http_client_rejects_is_retried_and_never_logged(cloud, source, capsys):
+    request = cloud.ros.new_request("Delete", properties(source), physical_id="m-gone00001")
+    request["ResponseURL"] = request["ResponseURL"] + " SECRET-PART"  # http.client refuses URLs with spaces
+    request.pop("IntranetResponseURL")
+    with pytest.raises(Exception, match="could not be delivered"):
+        cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
+    assert "SECRET-PART" not in capsys.readouterr().out

@@ -42,14 +42,15 @@ def test_copy_longer_than_several_invocations(make_cloud, fc_api):
 
 
 def test_without_self_invocation_a_long_copy_fails_before_the_function_timeout(make_cloud):
-    cloud = make_cloud(copy_seconds=3600, function_timeout=60, environment={"COPYIMAGE_DEFER": "false"})
+    cloud = make_cloud(copy_seconds=3600, function_timeout=120, environment={"COPYIMAGE_DEFER": "false"})
     source = cloud.seed_image("big-source")
     _request, answer = request_and_answer(cloud, "Create", properties(source), timeout=7200)
     assert answer["Status"] == "FAILED"
     assert "still Creating" in answer["Reason"] and "invoke itself" in answer["Reason"]
     (run,) = cloud.fc.invocations
-    assert run.billed_seconds < 60 and not run.timed_out  # answered with time to spare
-    assert run.billed_seconds > 30  # but it did wait while it could
+    # It waited while it could, and kept room before the 120 s timeout for one more ECS call that could hang
+    # through all its retries (43.5 s) and for the answer (15 s).
+    assert 45 < run.billed_seconds < 120 - 43.5 and not run.timed_out
     assert copies_in(cloud) == []  # the copy was cancelled
     assert cloud.ecs.calls_to("CancelCopyImage")
 
@@ -140,18 +141,26 @@ def test_refused_success_after_ros_stopped_waiting_removes_the_copy(make_cloud):
     assert copies_in(cloud) == []  # the continuation removed the copy nobody will ever own
 
 
-def test_copy_slots_full_waits_for_a_free_slot(make_cloud):
+def test_a_copy_queued_behind_five_others_is_waited_for(make_cloud):
     cloud = make_cloud(time_scale=400, copy_seconds=600)
     source = cloud.seed_image("big-source")
     blockers = [start_create(cloud, source) for _ in range(5)]  # five copies in progress from cn-hangzhou
-    request = cloud.ros.new_request("Create", properties(source))
-    _, result = cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
-    assert result == {"Status": "WAITING"}
-    quota = [c for c in cloud.ecs.calls_to("CopyImage") if c.error_code == "QuotaExceed.Image"]
-    assert quota
+    request = start_create(cloud, source)
+    (queued,) = [image for image in copies_in(cloud) if image.status == "Waiting"]  # ECS queues the sixth
     answer = cloud.ros.wait_answer(request["RequestId"], timeout=7200)
     assert answer["Status"] == "SUCCESS"
+    assert answer["PhysicalResourceId"] == queued.image_id
     assert all(cloud.ros.wait_answer(b["RequestId"], timeout=7200)["Status"] == "SUCCESS" for b in blockers)
+
+
+def test_a_full_image_quota_fails_at_once_with_what_to_do(make_cloud):
+    cloud = make_cloud()
+    source = cloud.seed_image("src")
+    cloud.ecs.image_quota = 0
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "FAILED"
+    assert "QuotaExceed.Image" in answer["Reason"] and "quota in cn-shanghai is used up" in answer["Reason"]
+    assert continuations(cloud) == []  # not worth waiting for: it does not free itself
 
 
 def test_throttled_copyimage_is_retried_later_instead_of_failing(make_cloud):
@@ -169,3 +178,13 @@ def cloud_template():
     from emulator.cloud import TEMPLATE
 
     return TEMPLATE
+
+
+def test_failure_to_invoke_itself_fails_the_create_and_cancels_the_copy(make_cloud):
+    cloud = make_cloud(copy_seconds=3600, environment={"COPYIMAGE_FC_ENDPOINT": "http://127.0.0.1:9"})
+    source = cloud.seed_image("big-source")
+    _, answer = request_and_answer(cloud, "Create", properties(source), timeout=600)
+    assert answer["Status"] == "FAILED"
+    assert "FC InvokeFunction" in answer["Reason"]
+    assert copies_in(cloud) == []
+    assert cloud.ecs.calls_to("CancelCopyImage")

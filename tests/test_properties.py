@@ -2,7 +2,14 @@
 
 import pytest
 from copyimage.errors import InvalidProperty
-from copyimage.properties import USER_TAG_LIMIT, Tag, parse_properties, replacement_changes
+from copyimage.properties import (
+    USER_TAG_LIMIT,
+    DeleteOptions,
+    Tag,
+    parse_delete_options,
+    parse_properties,
+    replacement_changes,
+)
 
 VALID = {"ImageId": "m-source0001", "DestinationRegionId": "cn-shanghai"}
 
@@ -16,7 +23,7 @@ def test_minimal_properties_take_defaults():
     assert props.image_id == "m-source0001"
     assert props.source_region_id == "cn-hangzhou"  # from the request's RegionId
     assert props.destination_image_name is None
-    assert props.encrypted is None
+    assert props.encrypted is False
     assert props.tags == ()
     assert (props.retain_on_delete, props.force_delete, props.delete_snapshots) == (False, False, False)
 
@@ -116,3 +123,19 @@ def test_replacement_changes_lists_only_properties_a_copy_cannot_change():
     new = parse(ImageId="m-other", DestinationRegionId="cn-beijing", Encrypted="true", KMSKeyId="key-9")
     assert replacement_changes(old, new) == ["ImageId", "DestinationRegionId", "Encrypted", "KMSKeyId"]
     assert replacement_changes(old, parse(SourceRegionId="cn-shenzhen")) == ["SourceRegionId"]
+
+
+def test_adding_encrypted_false_is_no_change():
+    assert replacement_changes(parse(), parse(Encrypted="false")) == []
+
+
+def test_delete_reads_only_what_it_needs():
+    raw = {**VALID, "DestinationImageNmae": "typo", "ForceDelete": "maybe", "DeleteSnapshots": "True"}
+    assert parse_delete_options(raw) == DeleteOptions("cn-shanghai", False, False, True)
+
+
+def test_delete_keeps_retain_on_delete_strict_and_needs_the_region():
+    with pytest.raises(InvalidProperty, match="RetainOnDelete"):
+        parse_delete_options({**VALID, "RetainOnDelete": "yes"})  # read as false, it would delete a kept image
+    with pytest.raises(InvalidProperty, match="DestinationRegionId"):
+        parse_delete_options({"ImageId": "m-1"})

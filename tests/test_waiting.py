@@ -73,3 +73,16 @@ def test_continuation_round_trip():
 def test_malformed_continuation_is_rejected(wrapper):
     with pytest.raises(InvalidRequest):
         split_continuation({"CopyImageContinuation": wrapper})
+
+
+def test_a_chain_owns_the_wait_while_the_tag_holds_its_token_or_its_schedulers():
+    first = WaitState(began_at=0.0, image_id="m-1", copy_started_at=0.0, waiter="t0")
+    assert first.owns("t0")
+    assert first.owns(None)  # a first invocation: the tag may not be visible yet, or the wait was answered
+    assert not first.owns("t9")
+    second = first.handed_over("t1")
+    assert (second.waiter, second.previous_waiter, second.continuations) == ("t1", "t0", 1)
+    assert second.owns("t1") and second.owns("t0")  # scheduled before its scheduler marked the copy
+    assert not second.owns("t2")  # a newer chain took over
+    assert not second.owns(None)  # the wait was answered
+    assert second.handed_over("t2", retries=3).retries == 3

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from copyimage.clock import Clock
+from copyimage.logs import logger
+from copyimage.retry import worst_case_seconds
 
 ROS_MAX_WAIT_SECONDS = 43200  # ROS's longest custom resource Timeout
 
@@ -33,12 +35,17 @@ class Settings:
     function: FunctionIdentity | None = None  # from FC_*; None outside Function Compute
     defer: bool = True  # COPYIMAGE_DEFER=false: never re-invoke; long copies then fail before the timeout
     inline_wait_seconds: float = 20.0  # how long one invocation may wait for a copy before deferring
-    deadline_margin_seconds: float = 15.0  # time kept free before the function's own timeout
+    deadline_margin_seconds: float = 15.0  # kept free before the function's timeout, for the answer
     max_wait_seconds: float = ROS_MAX_WAIT_SECONDS  # overall limit for one Create
     ecs_attempts: int = 4  # tries per ECS call on throttling and transient errors
     response_attempts: int = 6  # tries to deliver one answer to ROS
     http_timeout_seconds: float = 10.0  # per network call
     clock: Clock = field(default_factory=Clock)
+
+    @property
+    def ecs_call_bound(self) -> float:
+        """The longest one ECS call can take, retries included, when ECS does not answer."""
+        return worst_case_seconds(self.ecs_attempts, self.http_timeout_seconds)
 
     @property
     def can_defer(self) -> bool:
@@ -56,7 +63,9 @@ class Settings:
             try:
                 value = float(raw)
             except ValueError:
-                raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
+                # A typo in the configuration must not leave every request unanswered.
+                logger.warning("ignoring a setting that is not a number", extra={"variable": name, "value": raw})
+                return default
             return min(max(value, low), high)
 
         function = None

@@ -76,3 +76,11 @@ def sdk_message(error: Exception) -> str:
     if isinstance(data, dict) and data.get("Message"):
         return str(data["Message"])
     return str(getattr(error, "message", "") or error)
+
+
+class Deferred(Exception):
+    """Not an error: the wait goes on in a later invocation, and this one must not answer."""
+
+
+class Stale(Exception):
+    """Not an error: another invocation now owns this wait (a duplicate or superseded continuation)."""

@@ -18,9 +18,9 @@ from alibabacloud_tea_openapi.models import Config
 from darabonba.runtime import RuntimeOptions
 
 from copyimage.config import Settings
+from copyimage.credentials import Credentials
 from copyimage.errors import EcsError, sdk_message
 from copyimage.logs import logger
-from copyimage.outbound import Credentials
 from copyimage.properties import CopyImageProperties
 from copyimage.retry import with_retries
 
@@ -128,7 +128,7 @@ class EcsImages:
             destination_region_id=props.destination_region_id,
             destination_image_name=props.destination_image_name,
             destination_description=props.destination_description,
-            encrypted=props.encrypted,
+            encrypted=props.encrypted or None,
             kmskey_id=props.kms_key_id,
             resource_group_id=props.resource_group_id,
             tag=[ecs.CopyImageRequestTag(key=k, value=v) for k, v in tags.items()] or None,
@@ -147,8 +147,8 @@ class EcsImages:
         request = ecs.DeleteImageRequest(region_id=region, image_id=image_id, force=force)
         self._call("DeleteImage", region, lambda c: c.delete_image_with_options(request, self._runtime))
 
-    def delete_snapshot(self, region: str, snapshot_id: str) -> None:
-        request = ecs.DeleteSnapshotRequest(snapshot_id=snapshot_id)
+    def delete_snapshot(self, region: str, snapshot_id: str, force: bool) -> None:
+        request = ecs.DeleteSnapshotRequest(snapshot_id=snapshot_id, force=force)
         self._call("DeleteSnapshot", region, lambda c: c.delete_snapshot_with_options(request, self._runtime))
 
     def modify(self, region: str, image_id: str, name: str | None, description: str | None) -> None:

@@ -9,44 +9,17 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import urlsplit
 
 from copyimage.config import FunctionIdentity, Settings
+from copyimage.credentials import Credentials
 from copyimage.errors import InvocationFailed, ProviderError, ResponseRefused, sdk_message
 from copyimage.logs import logger, redact_url
 from copyimage.retry import with_retries
 
 MAX_ASYNC_DELAY_SECONDS = 3600  # FC's limit for x-fc-async-delay
 MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
-
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key_id: str
-    access_key_secret: str = field(repr=False)
-    security_token: str | None = field(default=None, repr=False)
-
-
-def resolve_credentials(context: object) -> Credentials:
-    """The function role's credentials: from the context (python3.10) or the default chain (python3.12)."""
-    given = getattr(context, "credentials", None)
-    key_id = getattr(given, "access_key_id", None) or getattr(given, "accessKeyId", None)
-    if given is not None and key_id:
-        secret = getattr(given, "access_key_secret", None) or getattr(given, "accessKeySecret", None)
-        token = getattr(given, "security_token", None) or getattr(given, "securityToken", None)
-        return Credentials(key_id, secret or "", token or None)
-    from alibabacloud_credentials.client import Client as CredentialClient  # slow import, rarely needed
-
-    try:
-        model = CredentialClient().get_credential()
-    except Exception as error:
-        raise ProviderError(
-            "no credentials: give the function a role (FC passes its credentials to the function) "
-            f"or set ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET ({type(error).__name__})"
-        ) from None
-    return Credentials(model.access_key_id, model.access_key_secret, model.security_token or None)
 
 
 # --- answering ROS -------------------------------------------------------------------------------------
@@ -90,10 +63,10 @@ def deliver_answer(body: bytes, response_url: str, intranet_url: str | None, set
         url = candidates[current["index"]]
         try:
             status = _post_json(url, body, settings.http_timeout_seconds)
-        except (TimeoutError, OSError) as error:
+        except Exception as error:  # no answer at all; the message could carry the URL: keep only the type
             if current["index"] + 1 < len(candidates):
                 current["index"] += 1  # the public URL cannot be reached: try the intranet one
-            raise _Transient(f"{redact_url(url)} unreachable: {error}") from None
+            raise _Transient(f"{redact_url(url)} unreachable ({type(error).__name__})") from None
         if 200 <= status < 300:
             logger.info("answer delivered", extra={"response_url": redact_url(url), "http_status": status})
             return
@@ -146,7 +119,12 @@ def invoke_later(
         call, attempts = (lambda: _invoke_fc2(identity, body, delay, credentials, settings)), 1  # fc2 retries itself
     else:
         call, attempts = (lambda: _invoke_fc3(identity, body, delay, credentials, settings)), settings.ecs_attempts
-    with_retries(call, attempts=attempts, is_transient=lambda e: isinstance(e, _Transient), sleep=settings.clock.sleep)
+    try:
+        with_retries(
+            call, attempts=attempts, is_transient=lambda e: isinstance(e, _Transient), sleep=settings.clock.sleep
+        )
+    except _Transient as error:
+        raise InvocationFailed(f"{error} (after {attempts} tries)") from None
 
 
 def _fc_endpoint(identity: FunctionIdentity, settings: Settings) -> tuple[str, str]:

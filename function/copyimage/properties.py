@@ -44,7 +44,7 @@ class CopyImageProperties:
     source_region_id: str
     destination_image_name: str | None = None
     destination_description: str | None = None
-    encrypted: bool | None = None
+    encrypted: bool = False
     kms_key_id: str | None = None
     resource_group_id: str | None = None
     tags: tuple[Tag, ...] = ()
@@ -97,9 +97,9 @@ def parse_properties(raw: object, default_region: str) -> CopyImageProperties:
             unknown[0], f"is not a property of Custom::CopyImage (known: {', '.join(KNOWN_PROPERTIES)})"
         )
 
-    encrypted = _boolean(raw, "Encrypted")
+    encrypted = bool(_boolean(raw, "Encrypted"))
     kms_key_id = _text(raw, "KMSKeyId", 1, 128)
-    if kms_key_id is not None and encrypted is not True:
+    if kms_key_id is not None and not encrypted:
         raise InvalidProperty("KMSKeyId", "takes effect only with Encrypted: true")
     return CopyImageProperties(
         image_id=_matching(
@@ -124,6 +124,38 @@ def parse_properties(raw: object, default_region: str) -> CopyImageProperties:
         retain_on_delete=bool(_boolean(raw, "RetainOnDelete")),
         force_delete=bool(_boolean(raw, "ForceDelete")),
         delete_snapshots=bool(_boolean(raw, "DeleteSnapshots")),
+    )
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    """What a Delete needs from the properties."""
+
+    destination_region_id: str
+    retain_on_delete: bool = False
+    force_delete: bool = False
+    delete_snapshots: bool = False
+
+
+def parse_delete_options(raw: object) -> DeleteOptions:
+    """Read only what a Delete needs, so that a property a failed Update broke cannot block the Delete.
+
+    RetainOnDelete stays strict: reading a misspelt value as false would delete an image meant to be kept.
+    """
+    raw = raw if isinstance(raw, Mapping) else {}
+
+    def optional(name: str) -> bool:
+        try:
+            return bool(_boolean(raw, name))
+        except InvalidProperty:
+            return False
+
+    region = _matching(raw, "DestinationRegionId", _REGION_ID, "must be a region id such as cn-shanghai", required=True)
+    return DeleteOptions(
+        destination_region_id=region,
+        retain_on_delete=bool(_boolean(raw, "RetainOnDelete")),
+        force_delete=optional("ForceDelete"),
+        delete_snapshots=optional("DeleteSnapshots"),
     )
 
 

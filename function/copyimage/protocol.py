@@ -106,7 +106,7 @@ def failed_create_id(request_id: str) -> str:
 
 def client_token(stack_id: str, logical_resource_id: str, request_id: str) -> str:
     """The same request always maps to the same CopyImage token: ASCII, 64 characters at most."""
-    return hashlib.sha256(f"{stack_id}\n{logical_resource_id}\n{request_id}".encode()).hexdigest()[:64]
+    return hashlib.sha256(f"{stack_id}\n{logical_resource_id}\n{request_id}".encode()).hexdigest()
 
 
 def response_body(request: RosRequest, answer: Answer) -> bytes:

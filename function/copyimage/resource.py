@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from copyimage.errors import CopyFailed, EcsError
+from copyimage.errors import CopyFailed, EcsError, ProviderError
 from copyimage.images import FAILED, EcsImages, ImageView
 from copyimage.logs import logger
-from copyimage.properties import LOGICAL_ID_TAG, STACK_TAG, WAITER_TAG, CopyImageProperties, is_image_id
+from copyimage.properties import (
+    LOGICAL_ID_TAG,
+    STACK_TAG,
+    WAITER_TAG,
+    CopyImageProperties,
+    DeleteOptions,
+    is_image_id,
+)
 from copyimage.protocol import RosRequest, client_token
 
 GONE_CHECKS = 10  # looks, a second apart, for a deleted image to disappear
@@ -44,9 +51,11 @@ class CopyImageResource:
         )
         return image_id
 
-    def look(self, props: CopyImageProperties, image_id: str) -> ImageView:
-        """The copy as ECS sees it now; raises CopyFailed when it is gone or failed."""
-        view = self._images.find(props.destination_region_id, image_id)
+    def look(self, props: CopyImageProperties, image_id: str) -> ImageView | None:
+        return self._images.find(props.destination_region_id, image_id)
+
+    def check(self, props: CopyImageProperties, image_id: str, view: ImageView | None) -> ImageView:
+        """The copy, if it is still on its way; CopyFailed when it is gone or failed."""
         if view is None:
             raise CopyFailed(
                 f"the copy {image_id} disappeared from {props.destination_region_id} before it became available "
@@ -59,14 +68,12 @@ class CopyImageResource:
             )
         return view
 
-    def mark_waiter(self, props: CopyImageProperties, image_id: str, token: str) -> bool:
-        """Record which invocation chain waits for this copy; False when ECS would not take the tag."""
+    def mark_waiter(self, props: CopyImageProperties, image_id: str, token: str) -> None:
+        """Record which invocation chain waits for this copy (best effort: the next one also accepts ours)."""
         try:
             self._images.tag(props.destination_region_id, image_id, {WAITER_TAG: token})
         except EcsError as error:
             logger.warning("could not mark the waiting invocation on the copy", extra={"error_code": error.code})
-            return False
-        return True
 
     def clear_waiter(self, props: CopyImageProperties, image_id: str) -> None:
         """After the answer: the wait is over, and a late duplicate must find no waiter to match."""
@@ -76,30 +83,48 @@ class CopyImageResource:
             if not error.code.endswith("NotFound"):  # already deleted by the stack's next request: fine
                 logger.warning("could not remove the waiter tag", extra={"error_code": error.code})
 
-    def discard_if_unanswered(self, props: CopyImageProperties, image_id: str, waiter: str | None) -> None:
+    def leftovers(self, region: str, waiter: str | None = None) -> list[ImageView]:
+        """Copies of this stack and logical resource that no answer ever handed over to ROS.
+
+        A copy keeps its waiter tag until ROS took the SUCCESS answer, so a copy ROS owns (or one kept by
+        RetainOnDelete) is never among them; ``waiter`` narrows the search to one Create request's copy.
+        """
+        tags = {**self.owner_tags, **({WAITER_TAG: waiter} if waiter else {})}
+        found = self._images.find_tagged(region, tags)
+        return [view for view in found if WAITER_TAG in view.tags]
+
+    def discard(self, props: CopyImageProperties, image_id: str | None, waiter: str | None = None) -> None:
+        """Best-effort removal of what a failed Create started; the stack's Delete retries what is left.
+
+        Without an image id (CopyImage's outcome unknown), only a copy tagged with this request's first
+        waiter can be this Create's.
+        """
+        try:
+            if image_id is not None:
+                view = self._images.find(props.destination_region_id, image_id)
+                views = [view] if view is not None else []
+            else:
+                views = self.leftovers(props.destination_region_id, waiter) if waiter else []
+            for view in views:
+                self._remove(view, force=False, delete_snapshots=True)
+        except ProviderError as error:
+            logger.error(
+                "could not remove the copy after a failed Create; the stack's Delete will retry",
+                extra={"image_id": image_id, "error": str(error)},
+            )
+
+    def discard_if_unanswered(self, props: CopyImageProperties, image_id: str, tokens: tuple[str, ...]) -> None:
         """ROS refused a SUCCESS: remove the copy, unless another invocation's answer was taken already
         (it clears the waiter tag once ROS took it; a late duplicate must not delete a delivered copy)."""
-        view = self._images.find(props.destination_region_id, image_id)
-        if view is None or waiter is None or view.tags.get(WAITER_TAG) != waiter:
+        try:
+            view = self._images.find(props.destination_region_id, image_id)
+        except ProviderError as error:
+            logger.error("could not look at the refused copy", extra={"image_id": image_id, "error": str(error)})
+            return
+        if view is None or not tokens or view.tags.get(WAITER_TAG) not in tokens:
             logger.info("answer refused, but the copy is not ours to remove", extra={"image_id": image_id})
             return
         self.discard(props, image_id)
-
-    def discard(self, props: CopyImageProperties, image_id: str | None) -> None:
-        """Best-effort removal of a copy this Create started, after the Create failed or was refused."""
-        region = props.destination_region_id
-        try:
-            views = (
-                [self._images.find(region, image_id)] if image_id else self._images.find_tagged(region, self.owner_tags)
-            )
-            for view in views:
-                if view is not None:
-                    self._remove(view, force=False, delete_snapshots=True)
-        except EcsError as error:
-            logger.error(
-                "could not remove the copy after a failed Create; the stack's Delete will retry",
-                extra={"image_id": image_id, "error_code": error.code},
-            )
 
     # -- Update -------------------------------------------------------------------------------------------
 
@@ -133,19 +158,16 @@ class CopyImageResource:
 
     # -- Delete -------------------------------------------------------------------------------------------
 
-    def delete(self, props: CopyImageProperties, physical_id: str | None) -> list[str]:
+    def delete(self, options: DeleteOptions, physical_id: str | None) -> list[str]:
         """Remove the copy; returns the ids removed. A missing image is success."""
-        region = props.destination_region_id
-        if is_image_id(physical_id):
-            views = [self._images.find(region, physical_id)]
-        else:
-            # No image id: only a copy tagged with this stack and logical id can be ours (a failed or
-            # timed-out Create left it behind).
-            views = self._images.find_tagged(region, self.owner_tags)
+        region = options.destination_region_id
+        # Without an image id, only a copy tagged with this stack and logical id, and never handed over to
+        # ROS, can be ours (a failed or timed-out Create left it behind).
+        views = [self._images.find(region, physical_id)] if is_image_id(physical_id) else self.leftovers(region)
         removed = []
         for view in views:
             if view is not None:
-                self._remove(view, force=props.force_delete, delete_snapshots=props.delete_snapshots)
+                self._remove(view, force=options.force_delete, delete_snapshots=options.delete_snapshots)
                 removed.append(view.image_id)
         return removed
 
@@ -162,14 +184,26 @@ class CopyImageResource:
         self._images.delete(view.region, view.image_id, force)
         self._wait_until_gone(view)
         logger.info("image deleted", extra={"image_id": view.image_id})
-        if delete_snapshots:
-            for snapshot_id in view.snapshot_ids:
-                try:
-                    self._images.delete_snapshot(view.region, snapshot_id)
-                except EcsError as error:
-                    if error.code != "InvalidSnapshotId.NotFound":
-                        raise
-            logger.info("snapshots deleted", extra={"snapshot_ids": list(view.snapshot_ids)})
+        if delete_snapshots and view.snapshot_ids:
+            self._delete_snapshots(view, force)
+
+    def _delete_snapshots(self, view: ImageView, force: bool) -> None:
+        left: list[str] = []
+        errors: list[str] = []
+        for snapshot_id in view.snapshot_ids:
+            try:
+                self._images.delete_snapshot(view.region, snapshot_id, force)
+            except EcsError as error:
+                if error.code != "InvalidSnapshotId.NotFound":
+                    left.append(snapshot_id)
+                    errors.append(error.code)
+        if left:
+            # The image is gone, so a retried Delete could not find these again: name them now.
+            raise CopyFailed(
+                f"the image {view.image_id} was deleted, but not its snapshots {', '.join(left)} "
+                f"({', '.join(sorted(set(errors)))}); delete them in the ECS console. Retrying the delete succeeds."
+            )
+        logger.info("snapshots deleted", extra={"snapshot_ids": list(view.snapshot_ids)})
 
     def _wait_until_gone(self, view: ImageView) -> None:
         for _ in range(GONE_CHECKS):

@@ -9,14 +9,24 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+BASE_SECONDS = 0.5
+CAP_SECONDS = 8.0
+
+
+def worst_case_seconds(attempts: int, per_try_seconds: float) -> float:
+    """The longest ``with_retries`` can take when every try runs into its timeout."""
+    pauses = sum(min(CAP_SECONDS, BASE_SECONDS * 2**attempt) for attempt in range(attempts - 1))
+    return attempts * per_try_seconds + pauses
+
+
 def with_retries(
     call: Callable[[], T],
     *,
     attempts: int,
     is_transient: Callable[[Exception], bool],
     sleep: Callable[[float], None],
-    base_seconds: float = 0.5,
-    cap_seconds: float = 8.0,
+    base_seconds: float = BASE_SECONDS,
+    cap_seconds: float = CAP_SECONDS,
     on_retry: Callable[[int, Exception, float], None] | None = None,
 ) -> T:
     """Run ``call``; retry it after a transient error, at most ``attempts`` tries in all."""

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 
-from copyimage.errors import CopyFailed, EcsError, InvalidRequest
+from copyimage.errors import CopyFailed, Deferred, EcsError, InvalidRequest, Stale
 from copyimage.images import ImageView
 from copyimage.properties import WAITER_TAG
 
@@ -35,10 +35,36 @@ class WaitState:
     image_id: str | None = None  # the copy, once ECS accepted it
     copy_started_at: float | None = None
     continuations: int = 0  # invocations scheduled so far
-    waiter: str | None = None  # token the copy's waiter tag must hold for this invocation to be current
+    waiter: str | None = None  # this invocation chain's token, as the copy's waiter tag should hold it
+    previous_waiter: str | None = None  # the token of the invocation that scheduled this one
+    retries: int = 0  # hand-overs in a row after throttling or transient errors
 
-    def next(self, waiter: str | None) -> WaitState:
-        return replace(self, continuations=self.continuations + 1, waiter=waiter)
+    def handed_over(self, waiter: str, retries: int = 0) -> WaitState:
+        """The state the next invocation starts from."""
+        return replace(
+            self,
+            continuations=self.continuations + 1,
+            waiter=waiter,
+            previous_waiter=self.waiter,
+            retries=retries,
+        )
+
+    def owns(self, tag: str | None) -> bool:
+        """Whether the copy's waiter tag says this invocation chain still owns the wait.
+
+        The invocation that scheduled this one marks the copy just after scheduling, so its own token
+        counts too. A first invocation (straight from ROS) also accepts a tag not yet visible: CopyImage
+        set it, and a re-delivered request whose copy was answered may answer again, identically.
+        """
+        if self.waiter is None:
+            return True
+        if tag is None:
+            return self.continuations == 0
+        return tag in (self.waiter, self.previous_waiter)
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return tuple(token for token in (self.waiter, self.previous_waiter) if token)
 
 
 def first_waiter(request_id: str) -> str:
@@ -48,6 +74,17 @@ def first_waiter(request_id: str) -> str:
 
 def continuation_payload(request_event: Mapping, state: WaitState) -> dict:
     return {CONTINUATION_KEY: {"Version": CONTINUATION_VERSION, "Request": dict(request_event), "State": asdict(state)}}
+
+
+def wrapped_request(event: Mapping) -> Mapping:
+    """The ROS request an event carries: itself, or the one inside a continuation."""
+    wrapper = event.get(CONTINUATION_KEY)
+    if wrapper is None:
+        return event
+    request = wrapper.get("Request") if isinstance(wrapper, Mapping) else None
+    if not isinstance(request, Mapping):
+        raise InvalidRequest("malformed continuation: it carries no ROS request")
+    return request
 
 
 def split_continuation(event: Mapping) -> tuple[Mapping, WaitState | None]:
@@ -65,6 +102,8 @@ def split_continuation(event: Mapping) -> tuple[Mapping, WaitState | None]:
             copy_started_at=_optional_float(raw_state.get("copy_started_at")),
             continuations=int(raw_state.get("continuations", 0)),
             waiter=raw_state.get("waiter"),
+            previous_waiter=raw_state.get("previous_waiter"),
+            retries=int(raw_state.get("retries", 0)),
         )
         request = wrapper["Request"]
     except (KeyError, TypeError, ValueError) as error:
@@ -98,44 +137,34 @@ def next_check_delay(copy_elapsed: float, progress: int | None) -> float:
     return min(max(delay, floor), cap)
 
 
-def retry_delay(continuations: int) -> float:
-    """Delay before trying again after throttling or a full copy quota: 30 s, doubling, at most 10 min."""
-    return min(MAX_RETRY_DELAY, RETRY_DELAY * 2 ** min(continuations, 10))
+def retry_delay(retries: int) -> float:
+    """Delay before trying again after throttling or a transient error: 30 s, doubling, at most 10 min."""
+    return min(MAX_RETRY_DELAY, RETRY_DELAY * 2 ** min(retries, 10))
 
 
 @dataclass(frozen=True)
 class Budget:
-    """How long this invocation may keep waiting before it must defer (or give up)."""
+    """Until when this invocation may keep waiting before it must hand over (or give up)."""
 
-    started_at: float
-    inline_until: float  # stop waiting inside the invocation after this
-    deadline: float  # the function's own timeout; answers must be out well before it
+    inline_until: float
 
     @classmethod
     def for_invocation(
-        cls, started_at: float, function_timeout: float, margin: float, inline_wait: float, can_defer: bool
+        cls, started_at: float, function_timeout: float, reserve: float, inline_wait: float, can_defer: bool
     ) -> Budget:
-        latest = started_at + max(0.0, function_timeout - margin)
-        inline_until = min(latest, started_at + inline_wait) if can_defer else latest
-        return cls(started_at, inline_until, started_at + function_timeout)
+        """``reserve``: what must stay free before the timeout for one more look and the answer."""
+        latest = started_at + max(0.0, function_timeout - reserve)
+        return cls(min(latest, started_at + inline_wait) if can_defer else latest)
 
     def left(self, now: float) -> float:
         return self.inline_until - now
 
 
-class Deferred(Exception):
-    """Not an error: the wait goes on in a later invocation, and this one must not answer."""
-
-
-class Stale(Exception):
-    """Not an error: another invocation now owns this wait (a duplicate or superseded continuation)."""
-
-
 class CopyWait:
     """Waits for one copy inside an invocation while that is cheap, then hands over to a later one.
 
-    ``look`` returns the copy's view (raising when it failed or vanished), ``mark_waiter`` records the
-    token of the invocation chain that owns the wait, and ``schedule`` asks FC for the next invocation.
+    ``look`` returns the copy's view or None, ``check`` raises CopyFailed for a copy that failed or
+    vanished, ``mark_waiter`` writes the copy's waiter tag, and ``schedule`` asks FC for the next invocation.
     """
 
     def __init__(
@@ -143,8 +172,9 @@ class CopyWait:
         *,
         now: Callable[[], float],
         sleep: Callable[[float], None],
-        look: Callable[[str], ImageView],
-        mark_waiter: Callable[[str, str], bool],
+        look: Callable[[str], ImageView | None],
+        check: Callable[[str, ImageView | None], ImageView],
+        mark_waiter: Callable[[str, str], None],
         schedule: Callable[[WaitState, float], None],
         budget: Budget,
         max_wait: float,
@@ -153,6 +183,7 @@ class CopyWait:
         self._now = now
         self._sleep = sleep
         self._look = look
+        self._check = check
         self._mark_waiter = mark_waiter
         self._schedule = schedule
         self._budget = budget
@@ -163,9 +194,11 @@ class CopyWait:
         """Return the Available view, or raise Deferred, Stale, or a ProviderError to fail the Create."""
         assert state.image_id is not None and state.copy_started_at is not None
         view = self._look_or_defer(state)
-        if state.waiter is not None and view.tags.get(WAITER_TAG) != state.waiter:
+        if view is not None and not state.owns(view.tags.get(WAITER_TAG)):
+            # Judged before the copy's status: a superseded invocation must neither answer nor clean up.
             raise Stale(f"the copy's waiter tag is {view.tags.get(WAITER_TAG)!r}, not this chain's")
         while True:
+            view = self._check(state.image_id, view)
             if view.status == "Available":
                 return view
             now = self._now()
@@ -193,23 +226,36 @@ class CopyWait:
             self._sleep(delay)
             view = self._look_or_defer(state)
 
-    def _look_or_defer(self, state: WaitState) -> ImageView:
+    def _look_or_defer(self, state: WaitState) -> ImageView | None:
         """Look at the copy; when ECS keeps throttling or failing, try again in a later invocation."""
         try:
             return self._look(state.image_id)
         except EcsError as error:
             if not (error.transient and self._can_defer):
                 raise
-            self.defer(state, retry_delay(state.continuations))
-            raise  # unreachable: defer always raises
+            self.retry_later(state, error)
+            raise  # unreachable: retry_later always raises
 
-    def defer(self, state: WaitState, delay: float, progress: int | None = None) -> None:
-        """Hand the wait to a new invocation after ``delay`` seconds; always raises Deferred."""
+    def retry_later(self, state: WaitState, error: EcsError) -> None:
+        """Hand over after throttling or a transient error; always raises Deferred."""
+        delay = min(retry_delay(state.retries), max(0.0, state.began_at + self._max_wait - self._now()))
+        self.defer(state, delay, retries=state.retries + 1, reason=error.code)
+
+    def defer(
+        self, state: WaitState, delay: float, progress: int | None = None, retries: int = 0, reason: str = ""
+    ) -> None:
+        """Hand the wait to a new invocation after ``delay`` seconds; always raises Deferred.
+
+        The next invocation is scheduled first and the copy marked after: if this run dies in between,
+        FC's retry of it still finds its own token on the copy and hands over again; the orphan then
+        finds a token that is neither its own nor its scheduler's, and stops.
+        """
         token = secrets.token_hex(8)
-        if state.image_id is not None and not self._mark_waiter(state.image_id, token):
-            token = None  # ECS would not take the tag: duplicates cannot be told apart, but the wait goes on
-        self._schedule(state.next(token), delay)
-        raise Deferred(f"next look in {delay:.0f} s" + (f" at {progress}%" if progress is not None else ""))
+        self._schedule(state.handed_over(token, retries), delay)
+        if state.image_id is not None:
+            self._mark_waiter(state.image_id, token)
+        detail = f" at {progress}%" if progress is not None else ""
+        raise Deferred(f"next look in {delay:.0f} s{detail}" + (f" after {reason}" if reason else ""))
 
 
 def _percent(progress: int | None) -> str:
