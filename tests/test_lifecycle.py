@@ -144,3 +144,43 @@ def test_source_region_and_encryption_reach_copyimage(cloud):
     assert copy.params["Encrypted"].lower() == "true"
     assert copy.params["KMSKeyId"] == key
     assert copy.params["ResourceGroupId"] == "rg-abc"
+
+
+def test_a_failing_copy_fails_the_stack_and_leaves_nothing(cloud, source):
+    cloud.ecs.fail_copies(1, at_fraction=0.5)
+    stack = cloud.ros.create_stack(cloud.template(), {"ImageId": source.image_id, "DestinationRegionId": DESTINATION})
+    assert stack.status == "ROLLBACK_COMPLETE", stack.reason
+    assert "ended CreateFailed" in stack.reason and "then retry" in stack.reason
+    assert stack.resources["CopyImage"].physical_id.startswith("copyimage-failed-")
+    cloud.fc.wait_idle(10)
+    assert copies_in(cloud) == []  # the failed copy was deleted by the Create itself
+    assert cloud.ecs.calls_to("DeleteImage")
+    assert cloud.ros.violations == []
+
+
+def test_a_copy_cancelled_by_someone_else_fails_the_create(make_cloud):
+    from alibabacloud_ecs20140526 import models
+    from alibabacloud_ecs20140526.client import Client
+    from alibabacloud_tea_openapi.models import Config
+
+    cloud = make_cloud(time_scale=200, copy_seconds=1800)
+    source = cloud.seed_image("big-source")
+    request = cloud.ros.new_request("Create", properties(source))
+    _, result = cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
+    assert result == {"Status": "WAITING"}
+    (copy,) = copies_in(cloud)
+    operator = cloud.credentials.add_access_key()  # someone in the console, with their own key
+    console = Client(
+        Config(
+            access_key_id=operator.id,
+            access_key_secret=operator.secret,
+            endpoint=cloud.ecs.endpoint,
+            protocol="http",
+            region_id=DESTINATION,
+        )
+    )
+    console.cancel_copy_image(models.CancelCopyImageRequest(region_id=DESTINATION, image_id=copy.image_id))
+    answer = cloud.ros.wait_answer(request["RequestId"], timeout=3600)
+    assert answer["Status"] == "FAILED"
+    assert f"the copy {copy.image_id} disappeared from {DESTINATION}" in answer["Reason"]
+    assert cloud.fc.wait_idle(20) and cloud.fc.pending_async() == 0
