@@ -8,9 +8,10 @@ from copyimage.waiting import (
     Budget,
     WaitState,
     continuation_payload,
+    continuation_state,
     next_check_delay,
     retry_delay,
-    split_continuation,
+    wrapped_request,
 )
 
 
@@ -62,8 +63,9 @@ def test_budget_without_deferral_uses_the_whole_timeout_less_the_margin():
 def test_continuation_round_trip():
     state = WaitState(began_at=10.0, image_id="m-1", copy_started_at=12.0, continuations=3, waiter="abc")
     request = {"RequestType": "Create", "RequestId": "r"}
-    assert split_continuation(continuation_payload(request, state)) == (request, state)
-    assert split_continuation(request) == (request, None)
+    payload = continuation_payload(request, state)
+    assert (wrapped_request(payload), continuation_state(payload)) == (request, state)
+    assert (wrapped_request(request), continuation_state(request)) == (request, None)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +74,12 @@ def test_continuation_round_trip():
 )
 def test_malformed_continuation_is_rejected(wrapper):
     with pytest.raises(InvalidRequest):
-        split_continuation({"CopyImageContinuation": wrapper})
+        continuation_state({"CopyImageContinuation": wrapper})
+
+
+def test_a_continuation_without_its_request_cannot_be_answered():
+    with pytest.raises(InvalidRequest, match="carries no ROS request"):
+        wrapped_request({"CopyImageContinuation": {"Version": 1, "State": {}}})
 
 
 def test_a_chain_owns_the_wait_while_the_tag_holds_its_token_or_its_schedulers():

@@ -47,8 +47,8 @@ from copyimage.waiting import (
     CopyWait,
     WaitState,
     continuation_payload,
+    continuation_state,
     first_waiter,
-    split_continuation,
     wrapped_request,
 )
 
@@ -112,7 +112,7 @@ def handle(event: object, context: object) -> dict:
         logger.error("request cannot be answered", extra={"reason": str(error), "fc_request_id": fc_request_id})
         raise
     try:
-        _, state = split_continuation(payload)
+        state = continuation_state(payload)
         request = parse_request(raw_request)
     except InvalidRequest as error:
         return _answer_unparsable(raw_request, str(error), settings)

@@ -23,7 +23,7 @@ MIN_CHECK_DELAY = 2.0  # the first looks come within seconds, so a quick copy an
 MAX_CHECK_DELAY = 3600.0  # x-fc-async-delay's upper bound
 DETECTION_FRACTION = 0.01  # near the end, look every 1% of the time the copy has taken so far
 ESTIMATE_SHARE = 0.8  # look again after 80% of the estimated time left, then refine
-RETRY_DELAY = 30.0  # after ECS throttled us or a copy slot was not free
+RETRY_DELAY = 30.0  # after ECS kept throttling or failing through one invocation's retries
 MAX_RETRY_DELAY = 600.0
 
 
@@ -87,16 +87,16 @@ def wrapped_request(event: Mapping) -> Mapping:
     return request
 
 
-def split_continuation(event: Mapping) -> tuple[Mapping, WaitState | None]:
-    """(the ROS request, the wait state) of an event; the state is None for a request straight from ROS."""
+def continuation_state(event: Mapping) -> WaitState | None:
+    """The wait state a continuation carries; None for a request straight from ROS."""
     wrapper = event.get(CONTINUATION_KEY)
     if wrapper is None:
-        return event, None
+        return None
     try:
         if wrapper["Version"] != CONTINUATION_VERSION:
             raise InvalidRequest(f"continuation version {wrapper['Version']!r} is not supported")
         raw_state = wrapper["State"]
-        state = WaitState(
+        return WaitState(
             began_at=float(raw_state["began_at"]),
             image_id=raw_state.get("image_id"),
             copy_started_at=_optional_float(raw_state.get("copy_started_at")),
@@ -105,12 +105,8 @@ def split_continuation(event: Mapping) -> tuple[Mapping, WaitState | None]:
             previous_waiter=raw_state.get("previous_waiter"),
             retries=int(raw_state.get("retries", 0)),
         )
-        request = wrapper["Request"]
     except (KeyError, TypeError, ValueError) as error:
         raise InvalidRequest(f"malformed continuation: {error!r}") from None
-    if not isinstance(request, Mapping):
-        raise InvalidRequest("malformed continuation: Request is not an object")
-    return request, state
 
 
 def _optional_float(value: object) -> float | None:
@@ -121,10 +117,9 @@ def next_check_delay(copy_elapsed: float, progress: int | None) -> float:
     """Seconds until the next look at a copy that has run ``copy_elapsed`` seconds and reports ``progress``%.
 
     ECS reports whole percents, so the rate is estimated from the middle of the reported percent; at 0%
-    nothing can be estimated and the wait doubles instead. The
-    next look comes at 80% of the estimated time left, never later than the copy's age again (a
-    hedge against a rate that changes), and never sooner than 1% of its age, which bounds how late
-    the end is noticed.
+    nothing can be estimated and the wait doubles instead. The next look comes at 80% of the estimated
+    time left, never later than the copy's age again (a hedge against a rate that changes), and never
+    sooner than 1% of its age, which bounds how late the end is noticed.
     """
     elapsed = max(0.0, copy_elapsed)
     floor = max(MIN_CHECK_DELAY, DETECTION_FRACTION * elapsed)
