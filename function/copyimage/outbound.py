@@ -38,7 +38,7 @@ def response_url_allowed(url: str, extra_hosts: frozenset[str]) -> bool:
     netloc = f"{host}:{parts.port}" if parts.port else host
     if host in extra_hosts or netloc in extra_hosts:
         return parts.scheme in ("https", "http")
-    return parts.scheme == "https" and (host.endswith(".aliyuncs.com"))
+    return parts.scheme == "https" and host.endswith(".aliyuncs.com")
 
 
 def deliver_answer(body: bytes, response_url: str, intranet_url: str | None, settings: Settings) -> None:
