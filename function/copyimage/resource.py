@@ -21,6 +21,7 @@ from copyimage.properties import (
 from copyimage.protocol import RosRequest, client_token
 
 GONE_CHECKS = 10  # looks, a second apart, for a deleted image to disappear
+REFUSAL_GRACE_SECONDS = 15.0  # time for a twin whose answer ROS took to clear the waiter tag
 
 
 class CopyImageResource:
@@ -114,17 +115,28 @@ class CopyImageResource:
             )
 
     def discard_if_unanswered(self, props: CopyImageProperties, image_id: str, tokens: tuple[str, ...]) -> None:
-        """ROS refused a SUCCESS: remove the copy, unless another invocation's answer was taken already
-        (it clears the waiter tag once ROS took it; a late duplicate must not delete a delivered copy)."""
+        """ROS refused a SUCCESS: remove the copy, unless another invocation's answer was taken.
+
+        A twin invocation (FC delivers at least once) whose answer ROS took clears the waiter tag right
+        after; so the copy is removed only if, after a grace period, the tag still names this chain.
+        Deleting a copy ROS owns would be far worse than leaving one for the stack's Delete to find.
+        """
+        if not (tokens and self._waiter_of(props, image_id) in tokens):
+            logger.info("answer refused, but the copy is not ours to remove", extra={"image_id": image_id})
+            return
+        self._sleep(REFUSAL_GRACE_SECONDS)
+        if self._waiter_of(props, image_id) not in tokens:
+            logger.info("answer refused, but a twin's answer was taken: the copy stays", extra={"image_id": image_id})
+            return
+        self.discard(props, image_id)
+
+    def _waiter_of(self, props: CopyImageProperties, image_id: str) -> str | None:
         try:
             view = self._images.find(props.destination_region_id, image_id)
         except ProviderError as error:
-            logger.error("could not look at the refused copy", extra={"image_id": image_id, "error": str(error)})
-            return
-        if view is None or not tokens or view.tags.get(WAITER_TAG) not in tokens:
-            logger.info("answer refused, but the copy is not ours to remove", extra={"image_id": image_id})
-            return
-        self.discard(props, image_id)
+            logger.error("could not look at the copy", extra={"image_id": image_id, "error": str(error)})
+            return None
+        return view.tags.get(WAITER_TAG) if view is not None else None
 
     # -- Update -------------------------------------------------------------------------------------------
 
