@@ -16,6 +16,7 @@ from copyimage.config import ROS_MAX_WAIT_SECONDS, Settings
 from copyimage.outbound import MAX_ASYNC_DELAY_SECONDS, response_url_allowed
 from copyimage.properties import KNOWN_PROPERTIES, parse_properties, replacement_changes
 from copyimage.protocol import parse_request
+from copyimage.retry import worst_case_seconds
 
 from emulator.clock import Clock
 from emulator.ros import RosStandIn
@@ -265,12 +266,17 @@ def test_s_yaml_runs_the_handler_from_the_function_folder():
     assert props["logConfig"] == "auto"
 
 
-def test_s_yaml_timeout_leaves_room_for_the_inline_wait_and_the_margin():
+def test_s_yaml_timeout_leaves_room_for_the_inline_wait_and_the_worst_case_after_it():
     props = fc3_props()
     settings = Settings.from_env({})
-    # waiting.Budget stops waiting `deadline_margin` before the timeout: below inline wait + margin the timeout,
-    # not COPYIMAGE_INLINE_WAIT_SECONDS, would govern, leaving no room to answer or defer.
-    assert props["timeout"] >= 2 * (settings.inline_wait_seconds + settings.deadline_margin_seconds)
+    # waiting.Budget stops waiting `deadline_margin + ecs_call_bound` before the timeout: below that plus the
+    # inline wait, the timeout and not COPYIMAGE_INLINE_WAIT_SECONDS would govern.
+    budget_floor = settings.inline_wait_seconds + settings.deadline_margin_seconds + settings.ecs_call_bound
+    assert props["timeout"] >= budget_floor
+    # And an invocation whose every network call times out (a last look, delivering the answer, removing the
+    # waiter tag) must still end before FC stops it.
+    delivery = worst_case_seconds(settings.response_attempts, settings.http_timeout_seconds)
+    assert props["timeout"] > settings.inline_wait_seconds + 2 * settings.ecs_call_bound + delivery
     assert props["memorySize"] >= 128 and props["memorySize"] % 64 == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import DESTINATION, actions, copies_in, properties, request_and_answer, send
+from copyimage.waiting import first_waiter
 
 
 def sent_tags(params: dict, prefix: str = "Tag") -> dict:
@@ -41,7 +42,7 @@ def test_create_update_delete_through_the_template(cloud, source):
         "env": "dev",
         "copyimage:stack-id": stack.id,
         "copyimage:logical-id": "CopyImage",
-        "copyimage:waiter": sent_tags(copy.params)["copyimage:waiter"],  # which invocation chain waits for it
+        "copyimage:waiter": first_waiter(cloud.ros.requests[0]["RequestId"]),  # the chain that waits for it
     }
     describes = cloud.ecs.calls_to("DescribeImages")
     assert describes

@@ -30,7 +30,8 @@ def test_minimal_properties_take_defaults():
 
 @pytest.mark.parametrize("raw", [True, "true", "True", "TRUE"])
 def test_booleans_in_every_spelling(raw):
-    assert parse(Encrypted=raw, RetainOnDelete=raw, ForceDelete=raw, DeleteSnapshots=raw).encrypted is True
+    props = parse(Encrypted=raw, RetainOnDelete=raw, ForceDelete=raw, DeleteSnapshots=raw)
+    assert (props.encrypted, props.retain_on_delete, props.force_delete, props.delete_snapshots) == (True,) * 4
 
 
 @pytest.mark.parametrize("raw", [False, "false", "False"])

@@ -54,12 +54,16 @@ class EcsError(ProviderError):
 
     @property
     def quota(self) -> bool:
-        """ECS's limit of concurrent copies per region: wait for a slot rather than fail."""
+        """A quota is used up (QuotaExceed.Image: the region's custom images): it will not free itself."""
         return self.code.startswith("QuotaExceed")
 
 
 class CopyFailed(ProviderError):
     """The copy ended in a state it cannot leave (CreateFailed, UnAvailable, gone, or too slow)."""
+
+
+class CopyVanished(CopyFailed):
+    """The copy is gone: there is nothing left to clean up."""
 
 
 class ResponseRefused(ProviderError):

@@ -1,7 +1,8 @@
 """The custom resource framework: parse the request, do the work, always answer exactly once.
 
 Reads like the protocol: decode -> parse -> (Create | Update | Delete) -> answer. Any failure becomes a
-FAILED answer with a reason; only a request without a usable ResponseURL fails the invocation itself.
+FAILED answer with a reason. The invocation itself fails only for a request without a usable ResponseURL,
+or when the answer could not be delivered after every try (so that FC retries an asynchronous one).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from copyimage.config import Settings
 from copyimage.credentials import Credentials, resolve_credentials
 from copyimage.errors import (
     CopyFailed,
+    CopyVanished,
     Deferred,
     EcsError,
     InvalidRequest,
@@ -196,9 +198,11 @@ def _create(invocation: Invocation) -> Outcome:
     except Stale as stale:
         logger.info("another invocation owns this wait; stopping", extra={"detail": str(stale)})
         return Outcome(None, note=SUPERSEDED)
+    except CopyVanished:
+        raise  # nothing left to remove
     except Exception:
         # Whatever failed, nothing this Create started may stay behind.
-        resource.discard(props, state.image_id, waiter=first_waiter(request.request_id))
+        resource.discard(props, state.image_id, state.tokens or (first_waiter(request.request_id),))
         raise
     logger.info("copy available", extra={"image_id": view.image_id})
     return Outcome(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from copyimage.errors import CopyFailed, EcsError, ProviderError
+from copyimage.errors import CopyFailed, CopyVanished, EcsError, ProviderError
 from copyimage.images import FAILED, EcsImages, ImageView
 from copyimage.logs import logger
 from copyimage.properties import (
@@ -58,7 +58,7 @@ class CopyImageResource:
     def check(self, props: CopyImageProperties, image_id: str, view: ImageView | None) -> ImageView:
         """The copy, if it is still on its way; CopyFailed when it is gone or failed."""
         if view is None:
-            raise CopyFailed(
+            raise CopyVanished(
                 f"the copy {image_id} disappeared from {props.destination_region_id} before it became available "
                 "(it was cancelled or deleted outside this Create)"
             )
@@ -94,19 +94,24 @@ class CopyImageResource:
         found = self._images.find_tagged(region, tags)
         return [view for view in found if WAITER_TAG in view.tags]
 
-    def discard(self, props: CopyImageProperties, image_id: str | None, waiter: str | None = None) -> None:
+    def discard(self, props: CopyImageProperties, image_id: str | None, tokens: tuple[str, ...]) -> None:
         """Best-effort removal of what a failed Create started; the stack's Delete retries what is left.
 
-        Without an image id (CopyImage's outcome unknown), only a copy tagged with this request's first
-        waiter can be this Create's.
+        Only a copy whose waiter tag holds one of this invocation's ``tokens`` is removed: a superseded
+        or late invocation must never remove a copy another invocation handed to ROS. Without an image
+        id (CopyImage's outcome unknown), only a copy tagged with this request's first waiter can be ours.
         """
+        region = props.destination_region_id
         try:
             if image_id is not None:
-                view = self._images.find(props.destination_region_id, image_id)
+                view = self._images.find(region, image_id)
                 views = [view] if view is not None else []
             else:
-                views = self.leftovers(props.destination_region_id, waiter) if waiter else []
+                views = [view for token in tokens for view in self.leftovers(region, token)]
             for view in views:
+                if view.tags.get(WAITER_TAG) not in tokens:
+                    logger.info("the copy is not this invocation's to remove", extra={"image_id": view.image_id})
+                    continue
                 self._remove(view, force=False, delete_snapshots=True)
         except ProviderError as error:
             logger.error(
@@ -128,7 +133,7 @@ class CopyImageResource:
         if self._waiter_of(props, image_id) not in tokens:
             logger.info("answer refused, but a twin's answer was taken: the copy stays", extra={"image_id": image_id})
             return
-        self.discard(props, image_id)
+        self.discard(props, image_id, tokens)
 
     def _waiter_of(self, props: CopyImageProperties, image_id: str) -> str | None:
         try:
@@ -190,6 +195,8 @@ class CopyImageResource:
                 logger.info("copy cancelled", extra={"image_id": view.image_id})
                 return
             except EcsError as error:
+                if error.code.endswith("NotFound"):
+                    return  # cancelled or deleted meanwhile by another request: gone is what we wanted
                 if error.code != "IncorrectImageStatus":
                     raise
                 # It finished between our look and the cancel: delete it instead.

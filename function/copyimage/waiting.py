@@ -39,14 +39,10 @@ class WaitState:
     previous_waiter: str | None = None  # the token of the invocation that scheduled this one
     retries: int = 0  # hand-overs in a row after throttling or transient errors
 
-    def handed_over(self, waiter: str, retries: int = 0) -> WaitState:
-        """The state the next invocation starts from."""
+    def handed_over(self, waiter: str) -> WaitState:
+        """The state the next invocation starts from, once this one looked and owns the wait."""
         return replace(
-            self,
-            continuations=self.continuations + 1,
-            waiter=waiter,
-            previous_waiter=self.waiter,
-            retries=retries,
+            self, continuations=self.continuations + 1, waiter=waiter, previous_waiter=self.waiter, retries=0
         )
 
     def owns(self, tag: str | None) -> bool:
@@ -222,9 +218,17 @@ class CopyWait:
             view = self._look_or_defer(state)
 
     def _look_or_defer(self, state: WaitState) -> ImageView | None:
-        """Look at the copy; when ECS keeps throttling or failing, try again in a later invocation."""
+        """Look at the copy; when ECS keeps throttling or failing, try again in a later invocation.
+
+        That later invocation inherits this one's tokens rather than a new one: without a look, this
+        invocation cannot know whether it still owns the wait, so it must not claim it.
+        """
         try:
-            return self._look(state.image_id)
+            view = self._look(state.image_id)
+            if view is None:  # a copy ECS has just accepted may take a moment to be listed
+                self._sleep(MIN_CHECK_DELAY)
+                view = self._look(state.image_id)
+            return view
         except EcsError as error:
             if not (error.transient and self._can_defer):
                 raise
@@ -232,13 +236,18 @@ class CopyWait:
             raise  # unreachable: retry_later always raises
 
     def retry_later(self, state: WaitState, error: EcsError) -> None:
-        """Hand over after throttling or a transient error; always raises Deferred."""
-        delay = min(retry_delay(state.retries), max(0.0, state.began_at + self._max_wait - self._now()))
-        self.defer(state, delay, retries=state.retries + 1, reason=error.code)
+        """Hand over after throttling or a transient error, claiming nothing; always raises Deferred."""
+        waited = self._now() - state.began_at
+        if waited >= self._max_wait:
+            raise CopyFailed(
+                f"gave up after waiting {waited:.0f} s (the limit is {self._max_wait:.0f} s) while ECS kept "
+                f"answering {error.code}; the copy {state.image_id or '(not started)'} has been cancelled"
+            )
+        delay = min(retry_delay(state.retries), state.began_at + self._max_wait - self._now())
+        self._schedule(replace(state, continuations=state.continuations + 1, retries=state.retries + 1), delay)
+        raise Deferred(f"next try in {delay:.0f} s after {error.code}")
 
-    def defer(
-        self, state: WaitState, delay: float, progress: int | None = None, retries: int = 0, reason: str = ""
-    ) -> None:
+    def defer(self, state: WaitState, delay: float, progress: int | None = None) -> None:
         """Hand the wait to a new invocation after ``delay`` seconds; always raises Deferred.
 
         The next invocation is scheduled first and the copy marked after: if this run dies in between,
@@ -246,11 +255,10 @@ class CopyWait:
         finds a token that is neither its own nor its scheduler's, and stops.
         """
         token = secrets.token_hex(8)
-        self._schedule(state.handed_over(token, retries), delay)
+        self._schedule(state.handed_over(token), delay)
         if state.image_id is not None:
             self._mark_waiter(state.image_id, token)
-        detail = f" at {progress}%" if progress is not None else ""
-        raise Deferred(f"next look in {delay:.0f} s{detail}" + (f" after {reason}" if reason else ""))
+        raise Deferred(f"next look in {delay:.0f} s" + (f" at {progress}%" if progress is not None else ""))
 
 
 def _percent(progress: int | None) -> str:
