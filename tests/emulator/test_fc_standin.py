@@ -327,7 +327,7 @@ def test_fc3_async_delay_is_honoured_in_virtual_time(make_fc, user_key, record_f
     assert fc.wait_idle(timeout=5)
     (run,) = fc.invocations
     assert (run.request_id, run.invocation_type, run.api, run.attempt) == (request_id, "Async", "fc3", 1)
-    assert 60.0 <= run.started_at - run.scheduled_at < 66.0
+    assert 60.0 <= run.started_at - run.scheduled_at < 90.0  # not before the delay; late only by scheduling
     assert run.error is None and fc.pending_async() == 0
     assert records(record_file)[0]["request_id"] == request_id
 
@@ -346,7 +346,7 @@ def test_fc2_async_with_delay(make_fc, user_key, record_file):
     assert fc.wait_idle(timeout=5)
     (run,) = fc.invocations
     assert run.api == "fc2" and run.request_id == response.headers["x-fc-request-id"]
-    assert 30.0 <= run.started_at - run.scheduled_at < 36.0
+    assert 30.0 <= run.started_at - run.scheduled_at < 60.0  # not before the delay; late only by scheduling
     assert fc.async_delays == [30]
 
 
@@ -552,7 +552,7 @@ def test_billed_seconds_and_timeout_are_virtual(make_fc):
     fc = make_fc(scale=100.0, timeout=300.0)
     fc.invoke(b'{"sleep": 0.05}')  # 5 virtual seconds
     (run,) = fc.invocations
-    assert 5.0 <= run.billed_seconds < 20.0
+    assert 5.0 <= run.billed_seconds < 50.0  # at least the sleep; the rest is the machine's speed
     assert not run.timed_out and run.error is None
     fc.stop()
 
