@@ -123,16 +123,14 @@ class CopyImageResource:
         """ROS refused a SUCCESS: remove the copy, unless another invocation's answer was taken.
 
         A twin invocation (FC delivers at least once) whose answer ROS took clears the waiter tag right
-        after; so the copy is removed only if, after a grace period, the tag still names this chain.
-        Deleting a copy ROS owns would be far worse than leaving one for the stack's Delete to find.
+        after; so the copy is removed only if, after a grace period, the tag still names this chain (the
+        check ``discard`` makes). Deleting a copy ROS owns would be far worse than leaving one for the
+        stack's Delete to find.
         """
         if not (tokens and self._waiter_of(props, image_id) in tokens):
             logger.info("answer refused, but the copy is not ours to remove", extra={"image_id": image_id})
             return
         self._sleep(REFUSAL_GRACE_SECONDS)
-        if self._waiter_of(props, image_id) not in tokens:
-            logger.info("answer refused, but a twin's answer was taken: the copy stays", extra={"image_id": image_id})
-            return
         self.discard(props, image_id, tokens)
 
     def _waiter_of(self, props: CopyImageProperties, image_id: str) -> str | None:
