@@ -11,10 +11,12 @@ demo: $(VENV)/.runtime-installed
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -p no:logging
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
 
 bench: $(VENV)/.runtime-installed
 	$(BIN)/python bench/long_copy.py --minutes 60

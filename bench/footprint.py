@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import json
 import math
 import os
@@ -71,14 +70,14 @@ def measure_import() -> dict:
     }
 
 
-def measure_create(copy_seconds: float, time_scale: float) -> dict:
+def measure_create(copy_seconds: float) -> dict:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the function's logs go to stdout
     sys.path.insert(0, str(ROOT))
     from emulator.cloud import LocalCloud
 
     emulator_rss = peak_rss_mb()
     seconds = import_index()
-    with LocalCloud(time_scale=time_scale, copy_seconds=copy_seconds) as cloud:
+    with LocalCloud(copy_seconds=copy_seconds) as cloud:
         source = cloud.seed_image("footprint-source")
         request = cloud.ros.new_request(
             "Create",
@@ -95,7 +94,7 @@ def measure_create(copy_seconds: float, time_scale: float) -> dict:
             print(f"the first invocation failed: {error!r}", file=sys.stderr)
         answer = cloud.ros.wait_answer(request["RequestId"], timeout=copy_seconds + 600)
         end_to_end = time.perf_counter() - began
-        cloud.fc.wait_idle(30)
+        cloud.fc.wait_idle()
         runs = [run for run in cloud.fc.invocations if run.finished_at is not None]
         durations = [run.finished_at - run.started_at for run in runs]  # virtual: seconds on Function Compute
         errors = [run.error for run in runs if run.error]
@@ -103,14 +102,12 @@ def measure_create(copy_seconds: float, time_scale: float) -> dict:
         raise SystemExit(f"the Create did not succeed: {answer!r}; invocation errors: {errors}")
     return {
         "copy_seconds": copy_seconds,
-        "time_scale": time_scale,
         "emulator_rss_mb": round(emulator_rss, 1),
         "import_seconds": round(seconds, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "invocations": len(runs),
         "invocation_seconds": [round(d, 2) for d in durations],
         "worst_invocation_seconds": round(max(durations), 2),
-        "worst_invocation_wall_seconds": round(max(durations) / time_scale, 2),
         "end_to_end_wall_seconds": round(end_to_end, 1),
         "invocation_errors": errors,
     }
@@ -120,11 +117,10 @@ def create_invocation_bound() -> dict:
     """Longest one Create invocation can run when every network call runs into its timeout, from the settings."""
     sys.path.insert(0, str(FUNCTION_DIR))
     from copyimage.config import Settings
-    from copyimage.retry import with_retries
+    from copyimage.retry import BASE_SECONDS as base
+    from copyimage.retry import CAP_SECONDS as cap
 
     settings = Settings.from_env({})  # the defaults: s.yaml sets none of the COPYIMAGE_* tuning variables
-    parameters = inspect.signature(with_retries).parameters
-    base, cap = parameters["base_seconds"].default, parameters["cap_seconds"].default
 
     def call(attempts: int) -> float:  # every try times out, every pause is the longest the backoff allows
         pauses = sum(min(cap, base * 2 ** (n - 1)) for n in range(1, attempts))
@@ -169,18 +165,13 @@ def memory_size_for(peak_mb: float) -> int:
     return int(math.ceil(wanted / FC3_MEMORY_STEP_MB) * FC3_MEMORY_STEP_MB)
 
 
-def scenario(text: str) -> tuple[float, float]:
-    copy_seconds, _, time_scale = text.partition(":")
-    return float(copy_seconds), float(time_scale or 1.0)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--scenario",
-        type=scenario,
+        "--copy-seconds",
+        type=float,
         action="append",
-        help="COPY_SECONDS[:TIME_SCALE], a Create to run (repeatable); default 30:1 and 3600:120",
+        help="a Create of a copy this long to run (repeatable); default 30 and 3600",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -190,17 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "import":
             figures = {**measure_import(), **create_invocation_bound()}
         elif kind == "create":
-            figures = measure_create(float(args.child[1]), float(args.child[2]))
+            figures = measure_create(float(args.child[1]))
         else:
             raise SystemExit(f"unknown measurement {kind!r}")
         print(json.dumps(figures))
         return 0
 
     alone = run_child("import", timeout=120)
-    creates = [
-        run_child("create", str(copy_seconds), str(time_scale), timeout=copy_seconds / time_scale + 900)
-        for copy_seconds, time_scale in (args.scenario or [(30.0, 1.0), (3600.0, 120.0)])
-    ]
+    creates = [run_child("create", str(seconds), timeout=600) for seconds in (args.copy_seconds or [30.0, 3600.0])]
     create_peak = max(create["peak_rss_mb"] for create in creates)
     # The function's own peak: importing it alone, plus what running a Create added on top of the imports in the
     # process it shared with the stand-ins.
@@ -214,11 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         "function_peak_rss_estimate_mb": round(alone["peak_rss_mb"] + run_growth, 1),
         "import_seconds": alone["import_seconds"],
         "creates": [
-            {k: c[k] for k in ("copy_seconds", "time_scale", "invocations", "invocation_seconds", "peak_rss_mb")}
-            for c in creates
+            {k: c[k] for k in ("copy_seconds", "invocations", "invocation_seconds", "peak_rss_mb")} for c in creates
         ],
         "worst_invocation_seconds": worst["worst_invocation_seconds"],
-        "worst_invocation_wall_seconds": worst["worst_invocation_wall_seconds"],
         "inline_wait_seconds": alone["inline_wait_seconds"],
         "deadline_margin_seconds": alone["deadline_margin_seconds"],
         "ecs_call_worst_seconds": alone["ecs_call_worst_seconds"],
@@ -238,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"import of function/index.py: {result['import_seconds']} s")
     for create in creates:
         print(
-            f"copy of {create['copy_seconds']:g} s at time scale {create['time_scale']:g}: "
+            f"copy of {create['copy_seconds']:g} s: "
             f"{create['invocations']} invocations, seconds each {create['invocation_seconds']}"
         )
     print(

@@ -10,8 +10,9 @@ import threading
 from emulator.cloud import LocalCloud
 
 
-def serve(time_scale: float, copy_minutes: float) -> int:
-    with LocalCloud(time_scale=time_scale, copy_seconds=copy_minutes * 60) as cloud:
+def serve(copy_minutes: float) -> int:
+    with LocalCloud(copy_seconds=copy_minutes * 60) as cloud:
+        cloud.clock.start_realtime()  # outside clients come and go: time follows the wall clock here
         key = cloud.credentials.add_access_key()
         source = cloud.seed_image("golden-image")
         print("Local Alibaba Cloud stand-ins on 127.0.0.1 (Ctrl-C to stop)")
@@ -38,18 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulator", description="A local Alibaba Cloud for ros-copy-image")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="create, update and delete a stack from template.yml")
-    demo.add_argument("--time-scale", type=float, default=60.0, help="virtual seconds per real second (default 60)")
     demo.add_argument("--copy-minutes", type=float, default=10.0, help="how long the copy takes (virtual minutes)")
     demo.add_argument("--verbose", action="store_true", help="show the function's JSON logs")
     serve_cmd = commands.add_parser("serve", help="run the stand-ins and print how to reach them")
-    serve_cmd.add_argument("--time-scale", type=float, default=1.0)
     serve_cmd.add_argument("--copy-minutes", type=float, default=1.0)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from emulator.demo import run
 
-        return run(args.time_scale, args.copy_minutes, args.verbose)
-    return serve(args.time_scale, args.copy_minutes)
+        return run(args.copy_minutes, args.verbose)
+    return serve(args.copy_minutes)
 
 
 if __name__ == "__main__":

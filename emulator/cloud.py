@@ -1,11 +1,14 @@
-"""The whole local cloud in one object: ECS, FC and ROS stand-ins wired to the real function."""
+"""The whole local cloud in one object: ECS, FC and ROS stand-ins wired to the real function, on one virtual clock."""
 
 from __future__ import annotations
 
+import random
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from emulator.clock import Clock
+from emulator.clock import VirtualClock
 from emulator.credentials import CredentialStore
 from emulator.ecs import EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
@@ -21,16 +24,28 @@ SOURCE_REGION = "cn-hangzhou"
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def install_function_clock(clock: VirtualClock) -> Callable[[], None]:
+    """Point the function's clock (copyimage.clock) at the virtual one; returns what undoes it."""
+    from copyimage import clock as function_clock
+
+    previous = function_clock.install(clock)
+    return lambda: function_clock.install(previous)
 
 
 class LocalCloud:
-    """Start with ``with LocalCloud(...) as cloud:``; everything listens on 127.0.0.1 only."""
+    """Start with ``with LocalCloud(...) as cloud:``; everything listens on 127.0.0.1 only.
+
+    ``interleave_seed`` makes the stand-ins offer a switch point at every request and run actors due at the same
+    instant in a seeded random order (the model-based test explores interleavings that way).
+    """
 
     def __init__(
         self,
         *,
-        time_scale: float = 1.0,
         copy_seconds: float = 60.0,
         fc_api: str = "fc3",
         invocation_type: str = "Async",
@@ -40,10 +55,14 @@ class LocalCloud:
         credentials_in_environment: bool = False,
         public_url_reachable: bool = True,
         send_physical_id_after_timeout: bool = False,
+        accept_late_answers: bool = False,
         environment: dict[str, str] | None = None,
         region: str = SOURCE_REGION,
+        interleave_seed: int | None = None,
+        seed: int = 0,
     ) -> None:
-        self.clock = Clock(scale=time_scale)
+        self.clock = VirtualClock(interleave_seed=interleave_seed)
+        self.seed = seed
         self.credentials = CredentialStore()
         self.ecs = EcsStandIn(self.clock, self.credentials, copy_seconds=copy_seconds)
         self._fc_port = _free_port()
@@ -55,6 +74,7 @@ class LocalCloud:
             max_async_retries=max_async_retries,
             credentials_in_context=credentials_in_context,
             credentials_in_environment=credentials_in_environment,
+            install_clock=install_function_clock,
         )
         self.fc = FcStandIn(self.clock, self.credentials, self.function, region=region, port=self._fc_port)
         self.ros = RosStandIn(
@@ -64,11 +84,13 @@ class LocalCloud:
             invocation_type=invocation_type,
             public_url_reachable=public_url_reachable,
             send_physical_id_after_timeout=send_physical_id_after_timeout,
+            accept_late_answers=accept_late_answers,
         )
         self._extra_environment = dict(environment or {})
         self.region = region
 
     def start(self) -> LocalCloud:
+        random.seed(self.seed)  # the function's retry jitter: the same run every time
         self.ecs.start()
         self.ros.start()
         self.function.environment.update(self.function_environment())
@@ -76,6 +98,7 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        self.clock.close()
         for stand_in in (self.fc, self.ros, self.ecs):
             stand_in.stop()
 
@@ -92,14 +115,13 @@ class LocalCloud:
             "COPYIMAGE_FC_ENDPOINT": f"http://{LOOPBACK}:{self._fc_port}",
             "COPYIMAGE_RESPONSE_HOSTS": LOOPBACK,
             "POWERTOOLS_SERVICE_NAME": "ros-copy-image",
-            **self.clock.function_environment(),
             **self._extra_environment,
         }
 
-    def template(self, path: Path = TEMPLATE) -> dict:
+    def template(self, path: Path = TEMPLATE) -> dict[str, Any]:
         return load_template(path)
 
-    def seed_image(self, name: str = "golden-image", region: str | None = None, snapshot_count: int = 2):
+    def seed_image(self, name: str = "golden-image", region: str | None = None, snapshot_count: int = 2) -> Any:
         return self.ecs.seed_image(region or self.region, name=name, snapshot_count=snapshot_count)
 
     def billed_seconds(self) -> float:

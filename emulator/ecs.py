@@ -3,78 +3,57 @@
 The Python SDK sends ``POST /`` with the action in the ``x-acs-action`` header, the version in
 ``x-acs-version`` and every parameter in the query string (``Tag.1.Key=…``, ``ResourceId.1=…``); a
 form-encoded body is read too. Booleans arrive as Python spells them (``True``/``False``): any case is
-accepted. Every region is served on the one endpoint; the region comes from ``RegionId``.
+accepted. Every region is served on the one endpoint; the region comes from ``RegionId``. A region this
+stand-in does not serve fails the way an unresolvable ``ecs.<region>.aliyuncs.com`` would: the connection is
+closed without an answer.
 
-Each request is verified (``ACS3-HMAC-SHA256``) before anything else; then injected faults apply;
-then the action runs under one lock. Copies progress lazily from the shared :class:`Clock`:
-``Creating`` with ``Progress`` ``'0%'``..``'99%'`` until ``copy_seconds`` of virtual time have passed,
-then ``Available``/``'100%'`` (or ``CreateFailed`` at ``fail_at_fraction``). A copy's snapshots exist
-from the moment it becomes ``Available``; until then ``DiskDeviceMappings`` show an empty ``SnapshotId``.
+Each request is verified (``ACS3-HMAC-SHA256``) before anything else; then injected faults apply; then the
+action runs under one lock. Copies move on the shared :class:`VirtualClock`, each along its
+:class:`CopyPlan` (a while at 0%, then segments of uneven speed; by default one steady segment of
+``copy_seconds``), ``Creating`` with whole-percent ``Progress`` until it ends ``Available``/``'100%'`` (or
+``CreateFailed``). At most five copies from one source region run at once (CopyImage's usage notes); further ones
+wait, ``Waiting`` at ``'0%'``, first in first out, and start the moment a slot frees. Status is derived lazily,
+replaying the region's events, so a copy's progress never depends on when anybody looked.
 
-At most five copies from one source region run (``Creating``) at once, as CopyImage's documentation says;
-a further copy is accepted as ``Waiting``/``'0%'`` and queued first in, first out per source region. When a
-running copy ends (``Available``, ``CreateFailed``, or cancelled) the oldest waiting one starts at that very
-virtual moment. Since status is derived lazily, looking at a source region replays its events: while some
-running copy has ended by now, the earliest end is applied and the oldest waiting copy gets that end time as
-its ``copy_started_at``; a cancel, applied at the current time after that replay, starts the next one then.
-So a queued copy's progress never depends on when anybody looked.
+Every behaviour and code below is from the ECS API reference (docs/conformance.md cites each). Where the
+documentation settles nothing, a switch chooses, and the suite runs the provider in the pessimistic setting too:
+``tag_in_progress_refused`` (TagResources on an image not yet Available), ``deleted_listing_seconds`` (how long a
+deleted image stays listed), ``snapshot_release_seconds`` (how long DeleteSnapshot answers SnapshotCreatedImage
+after the image was deleted), ``missing_image_delete_ignored`` (DeleteImage of a missing image: the error table's
+404, or the parameter text's "ignored").
 
-Modelling choices where the documentation leaves room:
-- CopyImage without DestinationImageName/DestinationDescription takes the source's; the duplicate-name
-  check applies to an explicit DestinationImageName only. Real ECS also copies within one region (and
-  defaults DestinationRegionId to the source); here that is refused unless ``allow_same_region_copy``.
-- ``QuotaExceed.Image`` means the destination region already holds ``image_quota`` (default 100) custom
-  images, counting every status, copies in progress and waiting included.
-- ClientToken: the same token with the same parameters answers the first ImageId (even once that copy
-  is cancelled); a token is remembered only when a copy was accepted (running or waiting).
-- DescribeImages: ``Status`` defaults to ``Available``; ``ImageName`` matches a substring; a
-  ``Tag.N.Key`` without a value matches any value; newest images first.
-
-Every error reply is JSON ``{"RequestId", "HostId", "Code", "Message"}`` with the HTTP status below,
-so the SDK raises ``ClientException`` (4xx) or ``ServerException`` (5xx) carrying ``.code``.
-
-Errors modelled (HTTP status, Code):
+Error replies are JSON ``{"RequestId", "HostId", "Code", "Message"}``, so the SDK raises ``ClientException`` (4xx)
+or ``ServerException`` (5xx) carrying ``.code``:
 
 Any action
-    signature checks (see :mod:`emulator.signing`): 400 ``IncompleteSignature``, ``SignatureDoesNotMatch``,
-    ``InvalidTimeStamp.Expired``, ``InvalidTimeStamp.Format``, ``SignatureNonceUsed``,
-    ``MissingSecurityToken``, ``InvalidSecurityToken.Mismatch``; 404 ``InvalidAccessKeyId.NotFound``.
-    404 ``InvalidAction.NotFound`` (an action not modelled here); 400 ``InvalidVersion``;
-    400 ``MissingParameter`` (the message names the parameter); 400 ``InvalidParameter`` (a boolean or
-    integer that does not parse, or a PageSize/PageNumber out of range);
-    400 ``InvalidRegionId.MalFormed`` (a RegionId this stand-in does not serve).
+    the signature checks of :mod:`emulator.signing`; 404 ``InvalidAction.NotFound``; 400 ``InvalidVersion``;
+    400 ``MissingParameter``; 400 ``InvalidParameter`` (a boolean or integer that does not parse).
 Injected faults
-    400 ``Throttling.User``; 500 ``InternalError``; 503 ``ServiceUnavailable``.
+    400 ``Throttling``; 500 ``InternalError``; 503 ``ServiceUnavailable``; 409 ``InvalidOperation.Conflict``;
+    403 ``Operation.Conflict``; latency; a 200 with nothing in it.
 CopyImage
-    400 ``InvalidClientToken.Malformed`` (not ASCII or over 64 chars); 400 ``IdempotentParameterMismatch``;
-    400 ``IncorrectDestinationRegion`` (unknown destination); 400 ``InvalidParameter.DestinationRegion``
-    (destination equals source, unless ``allow_same_region_copy``); 404 ``InvalidImageId.NotFound``
-    (no such image in the source region, or a system image); 403 ``IncorrectImageStatus`` (source not
-    Available); 400 ``InvalidImageName.Malformed``; 400 ``InvalidImageName.Duplicated`` (name used in the
-    destination region); 400 ``InvalidDescription.Malformed``; 400 ``InvalidTagCount`` (over 20);
-    400 ``InvalidTagKey.Malformed``; 400 ``InvalidTagValue.Malformed``; 400 ``InvalidResourceGroupId.Malformed``;
-    400 ``InvalidParameter.EncryptedIllegal`` (KMSKeyId without Encrypted=true);
-    404 ``InvalidParameter.KMSKeyId.NotFound``; 403 ``QuotaExceed.Image`` (the destination region already
-    holds ``image_quota`` custom images); 400 ``DryRunOperation`` (DryRun=true and every check passed).
-DescribeImages
-    the common errors only.
+    400 ``InvalidClientToken.Malformed``; 400 ``IdempotentParameterMismatch``; 400 ``DestinationRegion.NotFound``;
+    404 ``InvalidImageId.NotFound``; 400 ``IncorrectImageStatus`` (source not Available, Deprecated included);
+    400 ``OperationDenied.ImageCopyConflict`` (a copy of the same source image is in progress);
+    400 ``InvalidImageName.Malformed``/``.Duplicated``; 400 ``InvalidDescription.Malformed``; 400 ``InvalidTagCount``;
+    400 ``InvalidTagKey.Malformed``/``InvalidTagValue.Malformed``; 400 ``InvalidParameter.EncryptedIllegal``;
+    404 ``InvalidParameter.KMSKeyId.NotFound``; 403 ``QuotaExceed.Image``; 400 ``DryRunOperation``.
 CancelCopyImage
-    404 ``InvalidImageId.NotFound``; 403 ``IncorrectImageStatus`` (not a copy in progress or waiting, e.g.
-    completed).
-DeleteImage (a missing image is ignored)
-    403 ``OperationDenied`` (system image); 403 ``OperationDenied.ImageCopying`` (a copy in progress or
-    waiting: cancel it); 403 ``IncorrectImageStatus`` (any other image still Creating/Waiting);
-    403 ``ImageUsingByInstance`` (in use and Force not true). The codes of the last three follow the
-    DeleteImage error table in Alibaba's API reference.
+    404 ``InvalidImageId.NotFound``; 400 ``ImageCreatedNotFromCopy``; 400 ``IncorrectImageStatus`` (completed).
+DeleteImage
+    404 ``InvalidImageId.NotFound`` (or ignored, by switch); 403 ``OperationDenied.ImageCopying`` (a copy in
+    progress: cancel it); 403 ``ImageUsingByInstance`` (in use and Force not true).
+DeleteSnapshot (no RegionId)
+    404 ``InvalidSnapshotId.NotFound``; 403 ``SnapshotCreatedImage`` (an image uses it, or did until a moment ago).
 ModifyImageAttribute
-    404 ``InvalidImageId.NotFound``; 403 ``OperationDenied`` (system image); the name and description errors
-    of CopyImage, with ``InvalidImageName.Duplicated`` for a name used by another image of the region.
+    404 ``InvalidImageId.NotFound``; the name and description errors; ``Status=Deprecated``/``Available``, with
+    403 ``ImageStatus.NotAvailable`` / ``ImageStatus.NotDeprecated``.
 TagResources / UntagResources / JoinResourceGroup
-    400 ``InvalidResourceType.NotSupported`` (ResourceType other than ``image``);
-    404 ``InvalidResourceId.NotFound``; TagResources: the tag errors of CopyImage, ``InvalidTagCount`` when
-    an image would carry over 20 tags; JoinResourceGroup: 400 ``InvalidResourceGroupId.Malformed``.
-DeleteSnapshot (no RegionId: the snapshot is looked up in every region)
-    404 ``InvalidSnapshotId.NotFound``; 403 ``IncorrectSnapshotStatus`` (an existing image uses it).
+    404 ``InvalidResourceType.NotFound``; 404 ``InvalidResourceId.NotFound``; the tag errors of CopyImage.
+DescribeImages
+    ``Status`` defaults to ``Available`` (so Deprecated images are listed only when asked for).
+DescribeRegions
+    every region served, with its ``RegionEndpoint``.
 """
 
 from __future__ import annotations
@@ -84,17 +63,16 @@ import re
 import secrets
 import string
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
-from emulator.clock import Clock
+from emulator.clock import VirtualClock
 from emulator.credentials import CredentialStore
 from emulator.errors import ApiError
-from emulator.http import Reply, Request, StandIn, json_reply
+from emulator.http import DROP, Reply, Request, StandIn, json_reply
 from emulator.signing import AuthError, NonceRegistry, verify_acs3
 
 API_VERSION = "2014-05-26"
@@ -139,6 +117,35 @@ class EcsError(ApiError):
 # --------------------------------------------------------------------------- state
 
 
+@dataclass(frozen=True)
+class CopyPlan:
+    """How one copy moves: ``queue_seconds`` at 0% first, then (seconds, percent) segments adding up to 100%."""
+
+    queue_seconds: float = 0.0
+    segments: tuple[tuple[float, float], ...] = ((60.0, 100.0),)
+
+    @classmethod
+    def steady(cls, seconds: float) -> CopyPlan:
+        return cls(0.0, ((float(seconds), 100.0),))
+
+    @property
+    def duration(self) -> float:
+        return self.queue_seconds + sum(seconds for seconds, _ in self.segments)
+
+    def percent(self, elapsed: float) -> float:
+        """Progress after ``elapsed`` seconds, 0.0 to 100.0."""
+        left = elapsed - self.queue_seconds
+        done = 0.0
+        for seconds, gain in self.segments:
+            if left <= 0:
+                break
+            if left < seconds:
+                return done + gain * left / seconds
+            left -= seconds
+            done += gain
+        return min(100.0, done) if left > 0 or elapsed >= self.duration else done
+
+
 @dataclass
 class Image:
     image_id: str
@@ -159,7 +166,7 @@ class Image:
     kms_key_id: str | None = None
     in_use: bool = False
     copy_started_at: float | None = None  # None while the copy is Waiting for a slot
-    copy_seconds: float = 0.0
+    plan: CopyPlan = field(default_factory=CopyPlan)
     fail_at_fraction: float | None = None
     copy_order: int = 0  # CopyImage acceptance order: the queue of Waiting copies is first in, first out
 
@@ -171,7 +178,14 @@ class Image:
     def copy_duration(self) -> float:
         """Virtual seconds from the start of the copy to its end (Available, or CreateFailed)."""
         fraction = self.fail_at_fraction if self.fail_at_fraction is not None else 1.0
-        return self.copy_seconds * fraction
+        return self.plan.duration * fraction
+
+    @property
+    def available_at(self) -> float | None:
+        """When the copy ends Available (None while it waits for a slot, or if it will fail)."""
+        if self.copy_started_at is None or self.fail_at_fraction is not None:
+            return None
+        return self.copy_started_at + self.plan.duration
 
 
 @dataclass
@@ -196,7 +210,13 @@ class Call:
 # --------------------------------------------------------------------------- fault injection
 
 _FAULT_ERRORS = {
-    "throttle": (400, "Throttling.User", "Request was denied due to user flow control."),
+    "throttle": (400, "Throttling", "Request was denied due to request throttling."),
+    "conflict": (
+        409,
+        "InvalidOperation.Conflict",
+        "Request was denied due to conflict with a previous request, please try again later.",
+    ),
+    "operation_conflict": (403, "Operation.Conflict", "The operation may conflicts with others, please retry later."),
     "server_error": (500, "InternalError", "The request processing has failed due to some unknown error."),
     "unavailable": (503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
 }
@@ -393,8 +413,8 @@ def check_resource_group(resource_group_id: str) -> None:
 
 def check_resource_type(resource_type: str) -> None:
     if resource_type != "image":
-        message = f"The resource type {resource_type!r} is not supported; only 'image' is."
-        raise EcsError(400, "InvalidResourceType.NotSupported", message)
+        message = f"The resource type {resource_type!r} is not supported here; only 'image' is."
+        raise EcsError(404, "InvalidResourceType.NotFound", message)
 
 
 def _name_duplicated(name: str, region: str) -> EcsError:
@@ -415,19 +435,23 @@ def _resource_not_found(resource_id: str) -> EcsError:
 class EcsStandIn(StandIn):
     def __init__(
         self,
-        clock: Clock,
+        clock: VirtualClock,
         credentials: CredentialStore,
         regions: Iterable[str] = DEFAULT_REGIONS,
         copy_seconds: float = 60.0,
         port: int = 0,
     ) -> None:
-        super().__init__(port)
-        self.clock = clock
+        super().__init__(clock, port)
         self.credentials = credentials
         self.regions = tuple(regions)
-        self.copy_seconds = float(copy_seconds)  # duration of new copies, in virtual seconds
-        self.allow_same_region_copy = False  # real ECS accepts same-region copies; this stand-in refuses by default
+        self.copy_seconds = float(copy_seconds)  # duration of new copies (steady plan), in virtual seconds
+        self.copy_plan: Callable[[], CopyPlan] | None = None  # when set, each new copy's plan
         self.image_quota: int = DEFAULT_IMAGE_QUOTA  # custom images per region, for QuotaExceed.Image
+        # Switches for what the documentation leaves open (see the module docstring).
+        self.tag_in_progress_refused = False
+        self.deleted_listing_seconds = 0.0
+        self.snapshot_release_seconds = 0.0
+        self.missing_image_delete_ignored = False
         self.kms_keys: set[str] = {DEFAULT_KMS_KEY_ID}
         self.faults = FaultPlan()
         self.calls: list[Call] = []
@@ -439,6 +463,8 @@ class EcsStandIn(StandIn):
         self._pending_failures: list[float] = []
         self._seed_counter = 0
         self._copy_counter = 0
+        self._lingering: dict[str, dict[str, tuple[Image, float]]] = {region: {} for region in self.regions}
+        self._linked_until: dict[str, float] = {}  # snapshot id -> when its deleted image lets go of it
 
     # ------------------------------------------------------------------ helpers for tests and demos
 
@@ -526,6 +552,11 @@ class EcsStandIn(StandIn):
         arrived = self.clock.now()
         request_id = str(uuid.uuid4()).upper()
         key_id = _claimed_key_id(request.headers)
+        if params.region is not None and params.region not in self._images:
+            # No ECS endpoint serves it: as for an ecs.<region>.aliyuncs.com that does not resolve, no answer at all.
+            with self._lock:
+                self.calls.append(Call(action, dict(values), params.region, arrived, 0, "ConnectionDropped", key_id))
+            return DROP
         try:
             key_id = verify_acs3(request.signed(), self.credentials, self._nonces).id
             self._inject_faults(action)
@@ -550,7 +581,7 @@ class EcsStandIn(StandIn):
     def _inject_faults(self, action: str) -> None:
         latency, error = self.faults.take(action)
         if latency is not None:
-            time.sleep(latency.seconds)
+            self.clock.pause(latency.seconds)
         if error is not None and error.kind == "malformed":
             raise _MalformedReply()
         if error is not None:
@@ -608,12 +639,11 @@ class EcsStandIn(StandIn):
             self._start_waiting(source_region, (first.copy_started_at or 0.0) + first.copy_duration)
         for image in self._copies_from(source_region, "Creating"):
             elapsed = max(0.0, now - (image.copy_started_at or 0.0))
-            fraction = elapsed / image.copy_seconds if image.copy_seconds > 0 else 1.0
-            image.progress = f"{min(99, math.floor(fraction * 100))}%"
+            image.progress = f"{min(99, math.floor(image.plan.percent(elapsed)))}%"
 
     def _finish_copy(self, image: Image) -> None:
         if image.fail_at_fraction is not None:
-            image.status, image.progress = "CreateFailed", f"{math.floor(image.fail_at_fraction * 100)}%"
+            image.status, image.progress = "CreateFailed", f"{math.floor(image.plan.percent(image.copy_duration))}%"
             return
         image.status, image.progress = "Available", "100%"
         region_snapshots = self._snapshots[image.region]
@@ -621,11 +651,15 @@ class EcsStandIn(StandIn):
             region_snapshots[snapshot_id] = Snapshot(snapshot_id, image.region, image.size, image.image_id)
 
     def _region(self, params: _Params) -> str:
-        region = params.required("RegionId")
-        if region not in self._images:
-            message = f"The specified parameter RegionId {region!r} is not valid."
-            raise EcsError(400, "InvalidRegionId.MalFormed", message)
-        return region
+        return params.required("RegionId")  # a region not served never gets here (see handle)
+
+    def _listed(self, region: str) -> list[Image]:
+        """The region's images, and those deleted so recently that ECS still lists them (a switch)."""
+        now = self.clock.now()
+        lingering = self._lingering[region]
+        for image_id in [i for i, (_, until) in lingering.items() if until <= now]:
+            del lingering[image_id]
+        return [*self._images[region].values(), *(image for image, _ in lingering.values())]
 
     def _name_taken(self, region: str, name: str, other_than: str | None = None) -> bool:
         return any(i.name == name and i.image_id != other_than for i in self._images[region].values())
@@ -690,11 +724,7 @@ class EcsStandIn(StandIn):
 
         source_region = self._region(params)
         image_id = params.required("ImageId")
-        destination = params.get("DestinationRegionId")
-        if destination is None:
-            if not self.allow_same_region_copy:
-                raise _missing("DestinationRegionId")
-            destination = source_region
+        destination = params.get("DestinationRegionId") or source_region  # its default is not documented
         name = params.get("DestinationImageName")
         if name is not None:
             check_image_name(name)
@@ -713,16 +743,23 @@ class EcsStandIn(StandIn):
         dry_run = params.boolean("DryRun")
 
         if destination not in self._images:
-            raise EcsError(400, "IncorrectDestinationRegion", f"The destination region {destination!r} is not valid.")
-        if destination == source_region and not self.allow_same_region_copy:
-            raise EcsError(
-                400, "InvalidParameter.DestinationRegion", "The destination region must differ from the source region."
-            )
+            raise EcsError(400, "DestinationRegion.NotFound", f"The destination region {destination!r} is not found.")
         source = self._images[source_region].get(image_id)
         if source is None or source.owner_alias != "self":
             raise _image_not_found(image_id, source_region)
         if self._refresh(source).status != "Available":
-            raise EcsError(403, "IncorrectImageStatus", f"The image {image_id} is {source.status}, not Available.")
+            raise EcsError(400, "IncorrectImageStatus", "The image not available.")
+        self._refresh_all()
+        if any(
+            image.source == (source_region, image_id) and image.status in ("Creating", "Waiting")
+            for images in self._images.values()
+            for image in images.values()
+        ):
+            message = (
+                "The same image cannot be copied concurrently. Please wait until the last copy is completed before "
+                "performing the next operation."
+            )
+            raise EcsError(400, "OperationDenied.ImageCopyConflict", message)
         if kms_key_id is not None and kms_key_id not in self.kms_keys:
             raise EcsError(404, "InvalidParameter.KMSKeyId.NotFound", f"The KMS key {kms_key_id} does not exist.")
         if name is not None and self._name_taken(destination, name):
@@ -757,7 +794,7 @@ class EcsStandIn(StandIn):
             encrypted=encrypted or source.encrypted,
             kms_key_id=kms_key_id,
             copy_started_at=now if runs_now else None,
-            copy_seconds=self.copy_seconds,
+            plan=self.copy_plan() if self.copy_plan is not None else CopyPlan.steady(self.copy_seconds),
             fail_at_fraction=self._pending_failures.pop(0) if self._pending_failures else None,
             copy_order=self._copy_counter,
         )
@@ -789,7 +826,8 @@ class EcsStandIn(StandIn):
                 and all(key in image.tags and (value is None or image.tags[key] == value) for key, value in tag_filters)
             )
 
-        found = [image for image in self.images(region) if matches(image)]
+        self._refresh_all()
+        found = [image for image in self._listed(region) if matches(image)]
         found.sort(key=lambda image: image.created_at, reverse=True)
         page = found[(page_number - 1) * page_size : page_number * page_size]
         return {
@@ -806,9 +844,15 @@ class EcsStandIn(StandIn):
         image = self._images[region].get(image_id)
         if image is None:
             raise _image_not_found(image_id, region)
-        if not image.is_copy or self._refresh(image).status not in ("Creating", "Waiting"):
-            message = f"The image {image_id} is {image.status}, not a copy in progress."
-            raise EcsError(403, "IncorrectImageStatus", message)
+        if not image.is_copy:
+            raise EcsError(
+                400, "ImageCreatedNotFromCopy", "The specified image is not the target image of a copy action."
+            )
+        if self._refresh(image).status not in ("Creating", "Waiting"):
+            message = (
+                "The image copy has completed." if image.status != "CreateFailed" else "The Image copy has been failed."
+            )
+            raise EcsError(400, "IncorrectImageStatus", message)
         del self._images[region][image_id]  # its snapshots were never completed
         if image.status == "Creating" and image.source is not None:  # its slot is free from now on;
             self._start_waiting(image.source[0], self.clock.now())  # a Waiting copy just leaves the queue
@@ -820,17 +864,25 @@ class EcsStandIn(StandIn):
         force = params.boolean("Force")
         image = self._images[region].get(image_id)
         if image is None:
-            return {}
+            lingering = self._lingering[region].get(image_id)
+            if self.missing_image_delete_ignored or (lingering is not None and lingering[1] > self.clock.now()):
+                return {}
+            raise EcsError(404, "InvalidImageId.NotFound", "The specified ImageId does not exist.")
         self._refresh(image)
         if image.owner_alias != "self":
             raise EcsError(403, "OperationDenied", f"The image {image_id} is not a custom image.")
-        if image.is_copy and image.status in ("Creating", "Waiting"):
-            raise EcsError(403, "OperationDenied.ImageCopying", "The Image is copying; cancel the copy instead.")
         if image.status in ("Creating", "Waiting"):
-            raise EcsError(403, "IncorrectImageStatus", f"The image {image_id} is {image.status}.")
+            raise EcsError(
+                403, "OperationDenied.ImageCopying", "The image is being copied. Please use the CancelCopyImage API."
+            )
         if image.in_use and not force:
             raise EcsError(403, "ImageUsingByInstance", "The specified image has been used to create instances.")
         del self._images[region][image_id]  # its snapshots stay
+        now = self.clock.now()
+        if self.deleted_listing_seconds > 0:
+            self._lingering[region][image_id] = (image, now + self.deleted_listing_seconds)
+        for snapshot_id in image.snapshot_ids:
+            self._linked_until[snapshot_id] = now + self.snapshot_release_seconds
         return {}
 
     def _modify_image_attribute(self, params: _Params) -> dict[str, object]:
@@ -838,10 +890,13 @@ class EcsStandIn(StandIn):
         image_id = params.required("ImageId")
         name = params.get("ImageName")
         description = params.get("Description")
+        status = params.get("Status")
         if name is not None:
             check_image_name(name)
         if description is not None:
             check_description(description)
+        if status not in (None, "Deprecated", "Available"):
+            raise EcsError(400, "InvalidParameter", 'The specified parameter "Status" must be Deprecated or Available.')
         image = self._images[region].get(image_id)
         if image is None:
             raise _image_not_found(image_id, region)
@@ -849,10 +904,17 @@ class EcsStandIn(StandIn):
             raise EcsError(403, "OperationDenied", f"The image {image_id} is not a custom image.")
         if name is not None and self._name_taken(region, name, other_than=image_id):
             raise _name_duplicated(name, region)
+        current = self._refresh(image).status
+        if status == "Deprecated" and current != "Available":
+            raise EcsError(403, "ImageStatus.NotAvailable", "The image is not available.")
+        if status == "Available" and current not in ("Available", "Deprecated"):
+            raise EcsError(403, "ImageStatus.NotDeprecated", "The image is not deprecated.")
         if name is not None:
             image.name = name
         if description is not None:
             image.description = description
+        if status is not None:
+            image.status = status
         return {}
 
     def _tag_resources(self, params: _Params) -> dict[str, object]:
@@ -862,6 +924,13 @@ class EcsStandIn(StandIn):
             raise _missing("Tag.1.Key")
         check_tags(tags)
         for image in images:
+            if self.tag_in_progress_refused and self._refresh(image).status in ("Creating", "Waiting"):
+                # Not documented either way: this switch refuses, with the code ModifyImageAttribute uses.
+                raise EcsError(
+                    403,
+                    "InvalidStatus.ImageIsCreating",
+                    "The operation cannot be performed because the image is creating.",
+                )
             if len({*image.tags, *(key for key, _ in tags)}) > MAX_TAGS:
                 message = f"The resource {image.image_id} would carry over {MAX_TAGS} tags."
                 raise EcsError(400, "InvalidTagCount", message)
@@ -903,14 +972,23 @@ class EcsStandIn(StandIn):
             raise EcsError(404, "InvalidSnapshotId.NotFound", f"The specified snapshot {snapshot_id} does not exist.")
         params.region = region
         user = next((i for i in self._images[region].values() if snapshot_id in i.snapshot_ids), None)
-        if user is not None:
-            raise EcsError(
-                403,
-                "IncorrectSnapshotStatus",
-                f"The snapshot {snapshot_id} is used by image {user.image_id}; delete the image first.",
-            )
+        if user is not None or self._linked_until.get(snapshot_id, 0.0) > self.clock.now():
+            message = "The specified snapshot has been used to create custom images. Please delete the images first."
+            raise EcsError(403, "SnapshotCreatedImage", message)
         del self._snapshots[region][snapshot_id]
         return {}
+
+    def _describe_regions(self, params: _Params) -> dict[str, object]:
+        listed = [
+            {
+                "RegionId": region,
+                "RegionEndpoint": f"ecs.{region}.aliyuncs.com",
+                "LocalName": region,
+                "Status": "available",
+            }
+            for region in self.regions
+        ]
+        return {"Regions": {"Region": listed}}
 
 
 _ACTIONS: dict[str, Callable[[EcsStandIn, _Params], dict[str, object]]] = {
@@ -923,4 +1001,5 @@ _ACTIONS: dict[str, Callable[[EcsStandIn, _Params], dict[str, object]]] = {
     "UntagResources": EcsStandIn._untag_resources,
     "JoinResourceGroup": EcsStandIn._join_resource_group,
     "DeleteSnapshot": EcsStandIn._delete_snapshot,
+    "DescribeRegions": EcsStandIn._describe_regions,
 }

@@ -8,39 +8,39 @@ It serves both invocation APIs the project may meet:
   ``FC <id>:<signature>`` (``fc2``); errors ``{"ErrorCode", "ErrorMessage"}`` plus ``x-fc-request-id``.
 
 A function is either an FC 3.0 function or lives in an FC 2.0 service (``FunctionSpec.service``); each path
-only serves its own kind. Sync runs happen on the HTTP thread; async events are queued, honour
-``x-fc-async-delay`` in virtual seconds, run each in its own thread (so runs may overlap, as FC instances do)
-and are retried after an unhandled error up to ``max_async_retries`` more times (backoff 1 s, 2 s, 4 s...,
-virtual), keeping the request id. Faults can be injected: crashes before/after the handler and duplicate
-deliveries of async events (FC's delivery is at least once).
+only serves its own kind. Every run is an actor of the shared :class:`VirtualClock`: a Sync run happens at once
+(inline when the caller is itself inside the simulation), async events wait for ``x-fc-async-delay`` virtual
+seconds, may overlap one another as FC instances do, and are retried after an unhandled error up to
+``max_async_retries`` more times, keeping the request id. The delay must be within FC 3.0's documented (0, 3600)
+seconds on the FC 3.0 path, and within FC 2.0's [0, 3600] on the FC 2.0 path. Faults can be injected: crashes
+before/after the handler, duplicate deliveries of async events (FC's delivery is at least once), and, as a
+pessimistic switch, every async event delivered once more long after it first ran.
 
 The handler runs in this process, so the stand-in sets the process environment the FC runtime would set
-(``FC_*`` variables, the clock's ``COPYIMAGE_TIME_*`` and the function's own variables) on ``start`` and
-restores ``os.environ`` and ``sys.path`` on ``stop``.
+(``FC_*`` variables and the function's own) on ``start`` and restores ``os.environ`` and ``sys.path`` on
+``stop``; ``FunctionSpec.install_clock`` points the function's own clock at the virtual one.
 """
 
 from __future__ import annotations
 
-import heapq
 import importlib.util
-import itertools
 import json
 import os
 import re
 import secrets
-import socket
 import sys
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from emulator.clock import Clock
+from emulator.clock import VirtualClock
 from emulator.credentials import AccessKey, CredentialStore
 from emulator.errors import ApiError
 from emulator.http import Reply, Request, StandIn, json_reply
@@ -48,7 +48,7 @@ from emulator.signing import AuthError, NonceRegistry, verify_acs3, verify_fc2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASYNC_PAYLOAD_LIMIT = 128 * 1024  # bytes, FC's limit for an asynchronous invocation
-MAX_ASYNC_DELAY = 3600  # seconds, the range of x-fc-async-delay is [0, 3600]
+MAX_ASYNC_DELAY = 3600  # seconds: FC 3.0 documents (0, 3600) for x-fc-async-delay, FC 2.0 [0, 3600]
 MAX_ASYNC_RETRIES = 8  # maxAsyncRetryAttempts is 0..8
 UNHANDLED_ERROR_TYPE = "UnhandledInvocationError"
 
@@ -69,6 +69,8 @@ class FunctionSpec:
     max_async_retries: int = 3  # maxAsyncRetryAttempts
     credentials_in_context: bool = True  # python3.10 puts the role's STS credentials into context.credentials
     credentials_in_environment: bool = False  # also set ALIBABA_CLOUD_* from them, as FC does for a role
+    # Points the function's own clock at the virtual one; returns what undoes it (called on stop).
+    install_clock: Callable[[VirtualClock], Callable[[], None]] | None = None
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Invocation:
     scheduled_at: float  # virtual time the run was queued: the invoke (Sync, first delivery) or the failure (retry)
     started_at: float  # virtual
     billed_seconds: float = 0.0  # virtual duration of the handler call
+    cpu_seconds: float = 0.0  # CPU time the handler's own thread used (the stand-ins' work is not in it)
     error: str | None = None  # repr of the unhandled exception (or of the injected fault / timeout)
     result: object = None
     timed_out: bool = False  # ran longer than spec.timeout
@@ -159,7 +162,7 @@ class _AsyncEvent:
     api: str
     attempt: int
     scheduled_at: float  # virtual
-    due: float  # virtual
+    replay: bool = False  # a late redelivery (the pessimistic switch): it is not redelivered again
 
 
 def _check_environment(spec: FunctionSpec) -> None:
@@ -172,21 +175,33 @@ def _new_request_id() -> str:
     return str(uuid.uuid4())
 
 
+def check_async_delay(delay: float, api: str) -> None:
+    """FC 3.0 documents x-fc-async-delay as (0, 3600) seconds, FC 2.0 as [0, 3600]; what FC answers outside them
+    is not documented: this stand-in refuses with 400 InvalidArgument."""
+    if api == "fc2" or api == "direct":
+        valid = 0 <= delay <= MAX_ASYNC_DELAY
+        documented = "[0, 3600]"
+    else:
+        valid = 0 < delay < MAX_ASYNC_DELAY
+        documented = "(0, 3600)"
+    if not valid:
+        raise FcApiError(400, "InvalidArgument", f"x-fc-async-delay must be within {documented} seconds, got {delay:g}")
+
+
 class FcStandIn(StandIn):
     def __init__(
         self,
-        clock: Clock,
+        clock: VirtualClock,
         credentials: CredentialStore,
         function: FunctionSpec,
         region: str = "cn-hangzhou",
         account_id: str = "1234567890123456",
         port: int = 0,
     ) -> None:
-        super().__init__(port)
+        super().__init__(clock, port)
         if not 0 <= function.max_async_retries <= MAX_ASYNC_RETRIES:
             raise ValueError(f"max_async_retries must be within 0..{MAX_ASYNC_RETRIES}")
         _check_environment(function)
-        self.clock = clock
         self.credentials = credentials
         self.spec = function
         self.region = region
@@ -196,21 +211,19 @@ class FcStandIn(StandIn):
         self.async_delays: list[float] = []
         self.instance_id = f"c-{secrets.token_hex(4)}-{secrets.token_hex(4)}-{secrets.token_hex(6)}"
         self.function_credentials: AccessKey | None = None  # the role's STS key, issued on start
+        self.retry_backoff_seconds = 1.0  # FC's interval between retries of a failed run is not documented
+        self.redeliver_after: float | None = None  # pessimistic switch: deliver every async event again this late
 
-        self._lock = threading.Lock()  # invocations, faults
-        self._cond = threading.Condition()  # the async queue and its counters
-        self._queue: list[tuple[float, int, _AsyncEvent]] = []
-        self._seq = itertools.count()
-        self._running_async = 0
-        self._workers: set[threading.Thread] = set()
-        self._scheduler: threading.Thread | None = None
-        self._stopping = False
+        self._lock = threading.Lock()  # invocations, faults, counters
+        self._pending = 0  # async events queued or running
         self._faults: list[str] = []
         self._duplicates: list[float] = []  # gap (virtual seconds) of each pending duplicate delivery
         self._handler: Any = None
         self._module_name: str | None = None
         self._saved_environ: dict[str, str] | None = None
         self._saved_path: list[str] | None = None
+        self._uninstall_clock: Callable[[], None] | None = None
+        self._stopped = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -223,17 +236,14 @@ class FcStandIn(StandIn):
 
     def function_environment(self) -> dict[str, str]:
         spec = self.spec
-        env = dict(self.clock.function_environment())
-        env.update(
-            {
-                "FC_FUNCTION_NAME": spec.name,
-                "FC_REGION": self.region,
-                "FC_ACCOUNT_ID": self.account_id,
-                "FC_FUNCTION_HANDLER": spec.handler,
-                "FC_FUNCTION_MEMORY_SIZE": str(spec.memory),
-                "FC_INSTANCE_ID": self.instance_id,
-            }
-        )
+        env = {
+            "FC_FUNCTION_NAME": spec.name,
+            "FC_REGION": self.region,
+            "FC_ACCOUNT_ID": self.account_id,
+            "FC_FUNCTION_HANDLER": spec.handler,
+            "FC_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "FC_INSTANCE_ID": self.instance_id,
+        }
         if spec.service:
             env["FC_SERVICE_NAME"] = spec.service
             env["FC_QUALIFIER"] = spec.qualifier
@@ -256,13 +266,13 @@ class FcStandIn(StandIn):
             os.environ.update(self.function_environment())
             sys.path.insert(0, str(Path(self.spec.code_dir).resolve()))
             self._handler = self._load_handler()
+            if self.spec.install_clock is not None:
+                self._uninstall_clock = self.spec.install_clock(self.clock)
         except BaseException:
             self._restore_process()
             self.credentials.revoke(self.function_credentials.id)
             raise
-        self._stopping = False
-        self._scheduler = threading.Thread(target=self._schedule, name="FcStandIn-async", daemon=True)
-        self._scheduler.start()
+        self._stopped = False
         try:
             super().start()
         except BaseException:
@@ -271,39 +281,15 @@ class FcStandIn(StandIn):
         return self
 
     def stop(self) -> None:
-        self._stop_server()  # no new requests
-        with self._cond:
-            self._stopping = True
-            self._queue.clear()
-            self._cond.notify_all()
-        if self._scheduler is not None:
-            self._scheduler.join(timeout=5)
-            self._scheduler = None
-        with self._cond:
-            workers = list(self._workers)
-        deadline = time.monotonic() + 5
-        for worker in workers:  # runs in flight cannot be interrupted: give them a moment
-            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._stopped = True
+        StandIn.stop(self)
         self._handler = None
+        if self._uninstall_clock is not None:
+            self._uninstall_clock()
+            self._uninstall_clock = None
         self._restore_process()
         if self.function_credentials is not None:
             self.credentials.revoke(self.function_credentials.id)
-
-    def _stop_server(self) -> None:
-        """``StandIn.stop``, without waiting out serve_forever's 0.5 s poll: connections wake it up."""
-        server = self._server
-        if server is None:
-            return
-        address = server.server_address[:2]
-        stopper = threading.Thread(target=StandIn.stop, args=(self,), name="FcStandIn-stop", daemon=True)
-        stopper.start()
-        while stopper.is_alive():
-            try:
-                with socket.create_connection(address, timeout=0.2):
-                    pass
-            except OSError:
-                pass
-            stopper.join(0.01)
 
     def _restore_process(self) -> None:
         if self._saved_environ is not None:
@@ -357,7 +343,7 @@ class FcStandIn(StandIn):
     # ------------------------------------------------------------------ invoking
 
     def invoke(
-        self, payload: bytes, invocation_type: str = "Sync", delay: float = 0.0, api: str = "direct"
+        self, payload: bytes, invocation_type: str = "Sync", delay: float | None = 0.0, api: str = "direct"
     ) -> tuple[str, object]:
         """Run the function: ``(request_id, result)``; the result is None for Async.
 
@@ -375,13 +361,17 @@ class FcStandIn(StandIn):
         if kind == "Sync":
             if delay:
                 raise FcApiError(400, "InvalidArgument", "x-fc-async-delay only applies to asynchronous invocations")
-            run, failure = self._run(request_id, payload, "Sync", api, 1, self.clock.now())
+            now = self.clock.now()
+            run, failure = self.clock.call(
+                lambda: self._run(request_id, payload, "Sync", api, 1, now), f"fc-sync-{request_id[:8]}"
+            )
             if failure is not None:
                 raise failure
             return request_id, run.result
 
-        if not 0 <= delay <= MAX_ASYNC_DELAY:
-            raise FcApiError(400, "InvalidArgument", f"x-fc-async-delay must be within [0, {MAX_ASYNC_DELAY}]")
+        if delay is not None:  # None: no x-fc-async-delay header, so no delay, on either API
+            check_async_delay(delay, api)
+        delay = delay or 0
         if len(payload) > ASYNC_PAYLOAD_LIMIT:
             raise FcApiError(
                 413,
@@ -392,26 +382,20 @@ class FcStandIn(StandIn):
         with self._lock:
             self.async_delays.append(delay)
             gap = self._duplicates.pop(0) if self._duplicates else None
-        self._enqueue(_AsyncEvent(request_id, payload, api, 1, now, now + delay))
+        event = _AsyncEvent(request_id, payload, api, 1, now)
+        self._enqueue(event, delay)
         if gap is not None:
-            self._enqueue(_AsyncEvent(request_id, payload, api, 1, now, now + delay + gap))
+            self._enqueue(event, delay + gap)
         return request_id, None
 
     def pending_async(self) -> int:
         """Async runs queued (including those waiting for their delay or a retry) or running."""
-        with self._cond:
-            return len(self._queue) + self._running_async
+        with self._lock:
+            return self._pending
 
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait (real seconds) until no async event is pending or running."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queue or self._running_async:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+    def wait_idle(self, timeout: float = 86400.0) -> bool:
+        """Let virtual time pass until no async event is pending or running (at most ``timeout`` virtual seconds)."""
+        return self.clock.run_until(lambda: self.pending_async() == 0, timeout=timeout)
 
     def _context(self, request_id: str) -> Context:
         spec, key = self.spec, self.function_credentials
@@ -439,6 +423,7 @@ class FcStandIn(StandIn):
             self.invocations.append(run)
         context = self._context(request_id)
         error: BaseException | None = None
+        cpu_started = time.thread_time()
         try:
             if fault == "before":
                 raise InjectedFault("injected fault: the instance crashed before the handler ran")
@@ -447,6 +432,7 @@ class FcStandIn(StandIn):
                 raise InjectedFault("injected fault: the instance died after the handler returned")
         except (Exception, SystemExit) as exc:
             error = exc
+        run.cpu_seconds = time.thread_time() - cpu_started
         finished = self.clock.now()
         run.billed_seconds = finished - started
         run.timed_out = run.billed_seconds > self.spec.timeout
@@ -462,52 +448,32 @@ class FcStandIn(StandIn):
 
     # ------------------------------------------------------------------ the async queue
 
-    def _enqueue(self, event: _AsyncEvent) -> None:
-        with self._cond:
-            if self._stopping:
-                return
-            heapq.heappush(self._queue, (event.due, next(self._seq), event))
-            self._cond.notify_all()
-
-    def _schedule(self) -> None:
-        with self._cond:
-            while not self._stopping:
-                if not self._queue:
-                    self._cond.wait()
-                    continue
-                due = self._queue[0][0]
-                wait = self.clock.real_seconds(due - self.clock.now())
-                if wait > 0:
-                    self._cond.wait(min(wait, 1.0))
-                    continue
-                _, _, event = heapq.heappop(self._queue)
-                self._running_async += 1
-                worker = threading.Thread(target=self._deliver, args=(event,), name="FcStandIn-run", daemon=True)
-                self._workers.add(worker)
-                worker.start()
+    def _enqueue(self, event: _AsyncEvent, delay: float) -> None:
+        if self._stopped:
+            return
+        with self._lock:
+            self._pending += 1
+        self.clock.spawn(lambda: self._deliver(event), f"fc-async-{event.request_id[:8]}-{event.attempt}", delay)
 
     def _deliver(self, event: _AsyncEvent) -> None:
-        failed = True
         try:
-            event_args = (event.request_id, event.payload, "Async", event.api, event.attempt, event.scheduled_at)
-            _, failure = self._run(*event_args)
-            failed = failure is not None
+            if self._stopped or self._handler is None:
+                return
+            _, failure = self._run(
+                event.request_id, event.payload, "Async", event.api, event.attempt, event.scheduled_at
+            )
+            if failure is not None and event.attempt <= self.spec.max_async_retries:
+                backoff = self.retry_backoff_seconds * 2.0 ** (event.attempt - 1)
+                retry = _AsyncEvent(
+                    event.request_id, event.payload, event.api, event.attempt + 1, self.clock.now(), event.replay
+                )
+                self._enqueue(retry, backoff)
+            elif self.redeliver_after is not None and not event.replay and event.attempt == 1:
+                replay = _AsyncEvent(event.request_id, event.payload, event.api, 1, self.clock.now(), replay=True)
+                self._enqueue(replay, self.redeliver_after)
         finally:
-            with self._cond:
-                self._running_async -= 1
-                self._workers.discard(threading.current_thread())
-                if failed and event.attempt <= self.spec.max_async_retries and not self._stopping:
-                    now = self.clock.now()
-                    retry = _AsyncEvent(
-                        event.request_id,
-                        event.payload,
-                        event.api,
-                        event.attempt + 1,
-                        now,
-                        now + 2.0 ** (event.attempt - 1),
-                    )
-                    heapq.heappush(self._queue, (retry.due, next(self._seq), retry))
-                self._cond.notify_all()
+            with self._lock:
+                self._pending -= 1
 
     # ------------------------------------------------------------------ HTTP
 
@@ -566,7 +532,7 @@ class FcStandIn(StandIn):
 
     def _invoke_http(self, request: Request, api: str, error: Any) -> Reply:
         invocation_type = request.headers.get("x-fc-invocation-type", "Sync").strip() or "Sync"
-        delay = 0
+        delay = None
         raw_delay = request.headers.get("x-fc-async-delay")
         if raw_delay is not None:
             text = raw_delay.strip()

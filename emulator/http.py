@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from emulator.clock import SimulationStopped, VirtualClock
 from emulator.signing import SignedRequest
 
 LOOPBACK = "127.0.0.1"
@@ -32,14 +35,24 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+DROP = Reply(0)  # close the connection without an answer, as an unreachable host "answers"
+
+
 def json_reply(status: int, payload: object, headers: dict[str, str] | None = None) -> Reply:
     return Reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
 
 class StandIn:
-    """Base class: subclasses implement :meth:`handle`; ``start``/``stop`` run the server in a thread."""
+    """Base class: subclasses implement :meth:`handle`; ``start``/``stop`` run the server in a thread.
 
-    def __init__(self, port: int = 0) -> None:
+    A request from a running actor is served in that actor's name (see :mod:`emulator.clock`): first a possible
+    switch to another actor due at the same instant (while exploring interleavings), then ``latency_seconds``
+    of virtual network time, then the answer.
+    """
+
+    def __init__(self, clock: VirtualClock, port: int = 0) -> None:
+        self.clock = clock
+        self.latency_seconds = 0.0
         self._requested_port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -77,9 +90,18 @@ class StandIn:
                     self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, body
                 )
                 try:
+                    stand_in.clock.checkpoint()
+                    if stand_in.latency_seconds:
+                        stand_in.clock.pause(stand_in.latency_seconds)
                     reply = stand_in.handle(request)
+                except SimulationStopped:
+                    self.close_connection = True
+                    return
                 except Exception as error:  # a stand-in bug must still answer, loudly
                     reply = json_reply(500, {"Code": "EmulatorError", "Message": repr(error)})
+                if reply is DROP:
+                    self.close_connection = True
+                    return
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -102,10 +124,18 @@ class StandIn:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        """Stop serving; a connection wakes the server loop at once instead of waiting for its next poll."""
+        server = self._server
+        if server is None:
+            return
+        stopper = threading.Thread(target=server.shutdown, name=f"{type(self).__name__}-stop", daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            with contextlib.suppress(OSError), socket.create_connection(server.server_address[:2], timeout=0.2):
+                pass
+            stopper.join(0.01)
+        server.server_close()
+        self._server = None
 
     def __enter__(self):
         return self.start()

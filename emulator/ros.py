@@ -1,12 +1,22 @@
-"""ROS stand-in: runs a template's custom resources through the FC stand-in, like a stack would.
+"""ROS stand-in: runs a template's custom resources through the FC stand-in, the way a stack would.
 
-It builds complete ROS requests (every field ROS documents), hosts one unguessable ResponseURL per
-request, checks each answer the way ROS documents it, enforces the resource's Timeout, rolls a failed
-Create back with a Delete, and exposes the stack's outputs.
+Each stack operation (create, update, delete, the rollback of a failed create) is an actor on the shared virtual
+clock. Resources that do not refer to one another are created, updated and deleted in parallel, as ROS does for
+independent resources (its Parallelism setting: "if 0 or empty, no limit"). For every request it builds the complete
+custom resource request ROS documents, hosts one unguessable ResponseURL, checks each answer against ROS's
+documented rules, waits at most the resource's ``Timeout``, and rolls a failed create back unless asked not to.
+
+Not documented, hence switches: ``invocation_type`` (whether ROS invokes the function synchronously or
+asynchronously), ``accept_late_answers`` (whether a second answer, or one after the Timeout, is refused or taken
+with 200 and ignored), ``send_physical_id_after_timeout`` (what PhysicalResourceId a Delete carries after a timed-out
+Create).
+
+The stand-in's HTTP side serves the ResponseURLs, and the ROS 2019-09-10 API (see :mod:`emulator.ros_api`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -16,16 +26,18 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import yaml
 
-from emulator.clock import Clock
+from emulator.clock import Signal, VirtualClock
 from emulator.http import Reply, Request, StandIn, json_reply
 
 MAX_BODY_BYTES = 4096
 MAX_PHYSICAL_ID_BYTES = 255
 CUSTOM_TYPES = ("ALIYUN::ROS::CustomResource",)
 PSEUDO_REGION, PSEUDO_ACCOUNT = "ALIYUN::Region", "ALIYUN::AccountId"
+DEFAULT_RESOURCE_TIMEOUT = 60.0  # seconds: the custom resource Timeout's documented default
 
 
 class TemplateError(Exception):
@@ -40,189 +52,334 @@ class Answer:
     url_kind: str  # public | intranet
     headers: dict[str, str]
     body: bytes
-    accepted: bool
+    accepted: bool  # ROS took it as the request's answer
     problems: list[str]
     at: float = 0.0  # virtual time it arrived
+    http_status: int = 200
 
     @property
-    def json(self) -> dict:
-        try:
-            parsed = json.loads(self.body)
-        except ValueError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
+    def json(self) -> dict[str, Any]:
+        parsed = _json_object(self.body)
+        return parsed if parsed is not None else {}
 
 
 @dataclass
 class Pending:
     """A request sent to the provider and waiting for its answer."""
 
-    request: dict
+    request: dict[str, Any]
     token: str
-    done: threading.Event = field(default_factory=threading.Event)
-    answer: dict | None = None
+    done: Signal
+    answer: dict[str, Any] | None = None
     closed: bool = False  # answered, or timed out: the URL refuses from now on
+
+
+@dataclass
+class Event:
+    """One line of a stack's history (ListStackEvents)."""
+
+    event_id: str
+    at: float
+    logical_id: str
+    resource_type: str
+    status: str
+    reason: str = ""
+    physical_id: str = ""
 
 
 @dataclass
 class ResourceState:
     logical_id: str
     type: str
-    properties: dict
+    properties: dict[str, Any]
     physical_id: str | None = None
-    data: dict = field(default_factory=dict)
-    status: str = "INIT"
+    data: dict[str, Any] = field(default_factory=dict)
+    status: str = "INIT_COMPLETE"
     reason: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass
 class Stack:
     id: str
     name: str
-    template: dict
-    parameters: dict
+    template: dict[str, Any]
+    parameters: dict[str, Any]
     status: str = "CREATE_IN_PROGRESS"
     reason: str = ""
     resources: dict[str, ResourceState] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
-    events: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    timeout_minutes: float = 60.0
+    disable_rollback: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    operation: Any = None  # the running operation's Task
 
 
-def load_template(path: str | Path) -> dict:
-    text = Path(path).read_text(encoding="utf-8")
-    template = yaml.safe_load(text)
+def load_template(path: str | Path) -> dict[str, Any]:
+    return parse_template(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def parse_template(text: str, where: str = "the template") -> dict[str, Any]:
+    try:
+        template = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise TemplateError(f"{where} is not YAML or JSON: {error}") from None
     if not isinstance(template, dict) or "Resources" not in template:
-        raise TemplateError(f"{path} is not a ROS template (no Resources)")
+        raise TemplateError(f"{where} is not a ROS template (no Resources)")
     return template
 
 
 class RosStandIn(StandIn):
     def __init__(
         self,
-        clock: Clock,
-        fc,
+        clock: VirtualClock,
+        fc: Any,
         region: str = "cn-hangzhou",
         invocation_type: str = "Async",
         public_url_reachable: bool = True,
         send_physical_id_after_timeout: bool = False,
+        accept_late_answers: bool = False,
         port: int = 0,
     ) -> None:
-        super().__init__(port)
-        self.clock = clock
+        super().__init__(clock, port)
         self.fc = fc
         self.region = region
         self.invocation_type = invocation_type
         self.public_url_reachable = public_url_reachable
         self.send_physical_id_after_timeout = send_physical_id_after_timeout
+        self.accept_late_answers = accept_late_answers
         self.answers: list[Answer] = []
         self.violations: list[str] = []
-        self.requests: list[dict] = []
+        self.requests: list[dict[str, Any]] = []
+        self.stacks: dict[str, Stack] = {}
         self._pending: dict[str, Pending] = {}
         self._lock = threading.Lock()
         self._closed_port: int | None = None
         self._answer_faults: list[int] = []  # HTTP statuses to answer the next POSTs with
         self.caller_id = str(10**15 + secrets.randbelow(9 * 10**15))
+        self.api: Any = None  # the ROS API (emulator.ros_api), set by the local cloud
 
-    # -- stack operations ---------------------------------------------------------------------------------
+    # -- stack operations, for Python callers (tests, the demo): each drives the clock until it is done ----------
 
-    def create_stack(self, template: dict, parameters: Mapping[str, object], name: str = "demo-stack") -> Stack:
-        stack = Stack(id=str(uuid.uuid4()), name=name, template=template, parameters=dict(parameters))
-        values = self._parameter_values(template, parameters, stack)
-        for logical_id, spec in self._custom_resources(template):
-            properties = self._resolve(spec.get("Properties") or {}, values, stack)
-            resource = ResourceState(logical_id, spec["Type"], properties)
-            stack.resources[logical_id] = resource
-            answer = self._send(stack, resource, "Create")
-            if answer is None or answer.get("Status") != "SUCCESS":
-                resource.status = "CREATE_FAILED"
-                resource.reason = (answer or {}).get("Reason", "timed out waiting for the provider")
-                stack.status, stack.reason = "CREATE_FAILED", f"{logical_id}: {resource.reason}"
-                if answer is not None:
-                    resource.physical_id = answer.get("PhysicalResourceId")
-                self._rollback(stack)
-                return stack
-            resource.physical_id = answer.get("PhysicalResourceId")
-            resource.data = answer.get("Data") or {}
-            resource.status = "CREATE_COMPLETE"
-        stack.status = "CREATE_COMPLETE"
-        stack.outputs = self._outputs(stack, values)
+    def create_stack(
+        self,
+        template: dict[str, Any],
+        parameters: Mapping[str, object],
+        name: str = "demo-stack",
+        timeout_minutes: float = 60.0,
+        disable_rollback: bool = False,
+    ) -> Stack:
+        stack = self.begin_create(template, parameters, name, timeout_minutes, disable_rollback)
+        self.clock.run_task(stack.operation)
         return stack
 
     def update_stack(self, stack: Stack, parameters: Mapping[str, object]) -> Stack:
-        merged = {**stack.parameters, **parameters}
-        values = self._parameter_values(stack.template, merged, stack)
-        stack.parameters = merged
-        stack.status = "UPDATE_IN_PROGRESS"
-        for logical_id, spec in self._custom_resources(stack.template):
-            resource = stack.resources[logical_id]
-            properties = self._resolve(spec.get("Properties") or {}, values, stack)
-            if properties.get("ServiceToken") != resource.properties.get("ServiceToken"):
-                stack.status, stack.reason = "UPDATE_FAILED", f"{logical_id}: ServiceToken cannot be updated"
-                return stack
-            if properties.get("Parameters") == resource.properties.get("Parameters"):
-                continue
-            old = resource.properties
-            resource.properties = properties
-            answer = self._send(stack, resource, "Update", old_properties=old)
-            if answer is None or answer.get("Status") != "SUCCESS":
-                resource.properties = old
-                resource.status = "UPDATE_FAILED"
-                resource.reason = (answer or {}).get("Reason", "timed out waiting for the provider")
-                stack.status, stack.reason = "UPDATE_FAILED", f"{logical_id}: {resource.reason}"
-                return stack
-            resource.data = answer.get("Data") or resource.data
-            resource.status = "UPDATE_COMPLETE"
-        stack.status = "UPDATE_COMPLETE"
-        stack.outputs = self._outputs(stack, values)
+        self.begin_update(stack, parameters)
+        self.clock.run_task(stack.operation)
         return stack
 
     def delete_stack(self, stack: Stack) -> Stack:
-        stack.status = "DELETE_IN_PROGRESS"
-        failed = self._delete_resources(stack)
-        stack.status = "DELETE_FAILED" if failed else "DELETE_COMPLETE"
-        stack.reason = "; ".join(failed)
+        self.begin_delete(stack)
+        self.clock.run_task(stack.operation)
         return stack
 
-    def _rollback(self, stack: Stack) -> None:
-        stack.events.append("rollback")
+    # -- stack operations, started (the ROS API returns at once; the operation runs on) ----------------------
+
+    def begin_create(
+        self,
+        template: dict[str, Any],
+        parameters: Mapping[str, object],
+        name: str,
+        timeout_minutes: float = 60.0,
+        disable_rollback: bool = False,
+        tags: Mapping[str, str] | None = None,
+    ) -> Stack:
+        now = self.clock.now()
+        stack = Stack(
+            id=str(uuid.uuid4()),
+            name=name,
+            template=template,
+            parameters=dict(parameters),
+            timeout_minutes=timeout_minutes,
+            disable_rollback=disable_rollback,
+            tags=dict(tags or {}),
+            created_at=now,
+            updated_at=now,
+        )
+        values = self._parameter_values(template, parameters, stack)
+        for logical_id, spec in self._custom_resources(template):
+            stack.resources[logical_id] = ResourceState(logical_id, spec["Type"], {}, created_at=now)
+        with self._lock:
+            self.stacks[stack.id] = stack
+        self._event(stack, stack.name, "ALIYUN::ROS::Stack", "CREATE_IN_PROGRESS")
+        stack.operation = self.clock.spawn(lambda: self._create(stack, values), f"ros-create-{name}")
+        return stack
+
+    def begin_update(self, stack: Stack, parameters: Mapping[str, object]) -> None:
+        merged = {**stack.parameters, **parameters}
+        values = self._parameter_values(stack.template, merged, stack)
+        stack.parameters = merged
+        self._set_status(stack, "UPDATE_IN_PROGRESS")
+        stack.operation = self.clock.spawn(lambda: self._update(stack, values), f"ros-update-{stack.name}")
+
+    def begin_delete(self, stack: Stack) -> None:
+        self._set_status(stack, "DELETE_IN_PROGRESS")
+        stack.operation = self.clock.spawn(lambda: self._delete(stack), f"ros-delete-{stack.name}")
+
+    def _create(self, stack: Stack, values: dict[str, Any]) -> None:
+        deadline = self.clock.now() + stack.timeout_minutes * 60
+        for level in self._levels(stack):
+            failures = self._in_parallel(
+                [(r, lambda r=r: self._create_resource(stack, r, values, deadline)) for r in level]
+            )
+            if failures:
+                stack.reason = "; ".join(failures)
+                if stack.disable_rollback:
+                    self._set_status(stack, "CREATE_FAILED", stack.reason)
+                else:
+                    self._set_status(stack, "CREATE_ROLLBACK_IN_PROGRESS", stack.reason)
+                    failed = self._delete_resources(stack)
+                    if failed:
+                        stack.reason += "; rollback: " + "; ".join(failed)
+                    self._set_status(
+                        stack, "CREATE_ROLLBACK_FAILED" if failed else "CREATE_ROLLBACK_COMPLETE", stack.reason
+                    )
+                return
+        stack.outputs = self._outputs(stack, values)
+        self._set_status(stack, "CREATE_COMPLETE")
+
+    def _create_resource(self, stack: Stack, logical_id: str, values: dict[str, Any], deadline: float) -> str | None:
+        resource = stack.resources[logical_id]
+        spec = (stack.template.get("Resources") or {})[logical_id]
+        resource.properties = self._resolve(spec.get("Properties") or {}, values, stack)
+        self._resource_event(stack, resource, "CREATE_IN_PROGRESS")
+        answer = self._send(stack, resource, "Create", deadline=deadline)
+        if answer is not None:
+            resource.physical_id = answer.get("PhysicalResourceId")
+        if answer is None or answer.get("Status") != "SUCCESS":
+            reason = (answer or {}).get("Reason") or "timed out waiting for the provider"
+            self._resource_event(stack, resource, "CREATE_FAILED", reason)
+            return f"{logical_id}: {reason}"
+        resource.data = answer.get("Data") or {}
+        self._resource_event(stack, resource, "CREATE_COMPLETE")
+        return None
+
+    def _update(self, stack: Stack, values: dict[str, Any]) -> None:
+        for level in self._levels(stack):
+            failures = self._in_parallel([(r, lambda r=r: self._update_resource(stack, r, values)) for r in level])
+            if failures:
+                self._set_status(stack, "UPDATE_FAILED", "; ".join(failures))
+                return
+        stack.outputs = self._outputs(stack, values)
+        self._set_status(stack, "UPDATE_COMPLETE")
+
+    def _update_resource(self, stack: Stack, logical_id: str, values: dict[str, Any]) -> str | None:
+        resource = stack.resources[logical_id]
+        spec = (stack.template.get("Resources") or {})[logical_id]
+        properties = self._resolve(spec.get("Properties") or {}, values, stack)
+        if properties.get("ServiceToken") != resource.properties.get("ServiceToken"):
+            return f"{logical_id}: ServiceToken cannot be updated"
+        if properties.get("Parameters") == resource.properties.get("Parameters"):
+            return None
+        old = resource.properties
+        resource.properties = properties
+        self._resource_event(stack, resource, "UPDATE_IN_PROGRESS")
+        answer = self._send(stack, resource, "Update", old_properties=old)
+        if answer is None or answer.get("Status") != "SUCCESS":
+            resource.properties = old
+            reason = (answer or {}).get("Reason") or "timed out waiting for the provider"
+            self._resource_event(stack, resource, "UPDATE_FAILED", reason)
+            return f"{logical_id}: {reason}"
+        resource.data = answer.get("Data") or resource.data
+        self._resource_event(stack, resource, "UPDATE_COMPLETE")
+        return None
+
+    def _delete(self, stack: Stack) -> None:
         failed = self._delete_resources(stack)
-        stack.status = "ROLLBACK_FAILED" if failed else "ROLLBACK_COMPLETE"
-        if failed:
-            stack.reason += "; rollback: " + "; ".join(failed)
+        self._set_status(stack, "DELETE_FAILED" if failed else "DELETE_COMPLETE", "; ".join(failed))
 
     def _delete_resources(self, stack: Stack) -> list[str]:
-        failed = []
-        for resource in reversed(list(stack.resources.values())):
-            if resource.status == "DELETE_COMPLETE":
-                continue
-            answer = self._send(stack, resource, "Delete")
-            if answer is None or answer.get("Status") != "SUCCESS":
-                resource.status = "DELETE_FAILED"
-                resource.reason = (answer or {}).get("Reason", "timed out waiting for the provider")
-                failed.append(f"{resource.logical_id}: {resource.reason}")
-            else:
-                resource.status = "DELETE_COMPLETE"
-        return failed
+        failures: list[str] = []
+        for level in reversed(self._levels(stack)):
+            failures += self._in_parallel([(r, lambda r=r: self._delete_resource(stack, r)) for r in level])
+        return failures
+
+    def _delete_resource(self, stack: Stack, logical_id: str) -> str | None:
+        resource = stack.resources[logical_id]
+        if resource.status in ("DELETE_COMPLETE", "INIT_COMPLETE"):
+            return None  # never created (a sibling failed first): ROS sends nothing
+        self._resource_event(stack, resource, "DELETE_IN_PROGRESS")
+        answer = self._send(stack, resource, "Delete")
+        if answer is None or answer.get("Status") != "SUCCESS":
+            reason = (answer or {}).get("Reason") or "timed out waiting for the provider"
+            self._resource_event(stack, resource, "DELETE_FAILED", reason)
+            return f"{logical_id}: {reason}"
+        self._resource_event(stack, resource, "DELETE_COMPLETE")
+        return None
+
+    def _in_parallel(self, work: list[tuple[str, Any]]) -> list[str]:
+        """Run each (name, function) as its own actor; the failures they return, in order."""
+        tasks = [self.clock.spawn(function, f"ros-{name}") for name, function in work]
+        return [failure for task in tasks if (failure := self.clock.run_task(task))]
+
+    def _levels(self, stack: Stack) -> list[list[str]]:
+        """The resources in dependency order: each level refers only to earlier ones (Ref, Fn::GetAtt)."""
+        resources = stack.template.get("Resources") or {}
+        needs = {
+            name: _references(spec.get("Properties") or {}, set(resources)) - {name} for name, spec in resources.items()
+        }
+        levels: list[list[str]] = []
+        done: set[str] = set()
+        while len(done) < len(resources):
+            level = [name for name in resources if name not in done and needs[name] <= done]
+            if not level:
+                raise TemplateError("the resources refer to one another in a cycle")
+            levels.append(level)
+            done.update(level)
+        return levels
+
+    def _set_status(self, stack: Stack, status: str, reason: str = "") -> None:
+        stack.status = status
+        stack.reason = reason
+        stack.updated_at = self.clock.now()
+        self._event(stack, stack.name, "ALIYUN::ROS::Stack", status, reason)
+
+    def _resource_event(self, stack: Stack, resource: ResourceState, status: str, reason: str = "") -> None:
+        resource.status, resource.reason = status, reason
+        resource.updated_at = self.clock.now()
+        self._event(stack, resource.logical_id, resource.type, status, reason, resource.physical_id or "")
+
+    def _event(
+        self, stack: Stack, logical_id: str, resource_type: str, status: str, reason: str = "", physical_id: str = ""
+    ) -> None:
+        with self._lock:
+            stack.events.append(
+                Event(str(uuid.uuid4()), self.clock.now(), logical_id, resource_type, status, reason, physical_id)
+            )
 
     # -- one request --------------------------------------------------------------------------------------
 
     def new_request(
         self,
         request_type: str,
-        properties: Mapping | None = None,
+        properties: Mapping[str, object] | None = None,
         *,
         logical_id: str = "CopyImage",
         physical_id: str | None = None,
-        old_properties: Mapping | None = None,
+        old_properties: Mapping[str, object] | None = None,
         stack_id: str | None = None,
         stack_name: str = "test-stack",
         resource_type: str = "Custom::CopyImage",
-    ) -> dict:
+    ) -> dict[str, Any]:
         """A complete ROS request with a live response URL, as ROS would send it (tests may alter it)."""
         token = secrets.token_urlsafe(24)
         request_id = str(uuid.uuid4())
         stack_id = stack_id or str(uuid.uuid4())
-        request = {
+        request: dict[str, Any] = {
             "RequestType": request_type,
             "ResponseURL": self._response_url("public", stack_id, request_id, token),
             "IntranetResponseURL": self._response_url("intranet", stack_id, request_id, token),
@@ -241,15 +398,15 @@ class RosStandIn(StandIn):
         if request_type == "Update":
             request["OldResourceProperties"] = dict(old_properties or {})
         with self._lock:
-            self._pending[request_id] = Pending(request, token)
+            self._pending[request_id] = Pending(request, token, self.clock.signal())
             self.requests.append(request)
         return request
 
-    def wait_answer(self, request_id: str, timeout: float = 30.0) -> dict | None:
+    def wait_answer(self, request_id: str, timeout: float = 86400.0) -> dict[str, Any] | None:
         """The accepted answer to a request, waiting up to ``timeout`` virtual seconds; None if none came."""
         with self._lock:
             pending = self._pending[request_id]
-        pending.done.wait(self.clock.real_seconds(timeout))
+        pending.done.wait(timeout)
         return pending.answer
 
     def expire(self, request_id: str) -> None:
@@ -258,7 +415,14 @@ class RosStandIn(StandIn):
             pending = self._pending[request_id]
         self._close(pending)
 
-    def _send(self, stack: Stack, resource: ResourceState, request_type: str, old_properties: dict | None = None):
+    def _send(
+        self,
+        stack: Stack,
+        resource: ResourceState,
+        request_type: str,
+        old_properties: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> dict[str, Any] | None:
         physical_id = resource.physical_id
         if request_type != "Create" and physical_id is None and self.send_physical_id_after_timeout:
             physical_id = f"ros-{uuid.uuid4()}"
@@ -274,26 +438,21 @@ class RosStandIn(StandIn):
         )
         with self._lock:
             pending = self._pending[request["RequestId"]]
-        stack.events.append(f"{request_type} {resource.logical_id} sent")
-
         service_token = resource.properties.get("ServiceToken")
         if service_token != self.fc.service_token:
             self._close(pending)
             return {"Status": "FAILED", "Reason": f"ServiceToken {service_token!r} names no function"}
-        timeout = float(resource.properties.get("Timeout") or 60)
+        timeout = float(resource.properties.get("Timeout") or DEFAULT_RESOURCE_TIMEOUT)
         if not 1 <= timeout <= 43200:
             self._close(pending)
             return {"Status": "FAILED", "Reason": f"Timeout {timeout} is outside 1..43200"}
-        body = json.dumps(request).encode()
-        try:
-            self.fc.invoke(body, invocation_type=self.invocation_type)
-        except Exception as error:  # a sync invocation's failure is the provider's failure
-            stack.events.append(f"invoke failed: {error!r}")
-        if not pending.done.wait(self.clock.real_seconds(timeout)):
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - self.clock.now()))
+        with contextlib.suppress(Exception):  # a sync invocation's failure is the provider's: ROS waits for an answer
+            self.fc.invoke(json.dumps(request).encode(), invocation_type=self.invocation_type)
+        if not pending.done.wait(timeout):
             self._close(pending)
-            stack.events.append(f"{request_type} {resource.logical_id} timed out after {timeout:.0f} s")
             return None
-        stack.events.append(f"{request_type} {resource.logical_id} answered {pending.answer.get('Status')}")
         return pending.answer
 
     def _response_url(self, kind: str, stack_id: str, request_id: str, token: str) -> str:
@@ -312,7 +471,7 @@ class RosStandIn(StandIn):
         return self._closed_port
 
     def fail_next_answers(self, *statuses: int) -> None:
-        """Answer the next POSTs with these HTTP statuses (e.g. 503, 429, 400) before behaving again."""
+        """Answer the next POSTs with these HTTP statuses (e.g. 503, 429, 400, 302) before behaving again."""
         with self._lock:
             self._answer_faults.extend(statuses)
 
@@ -321,42 +480,46 @@ class RosStandIn(StandIn):
             pending.closed = True
         pending.done.set()
 
-    # -- the response URLs --------------------------------------------------------------------------------
+    # -- HTTP: the response URLs, and the ROS API ------------------------------------------------------------
 
     def handle(self, request: Request) -> Reply:
         parts = request.path.strip("/").split("/")
-        if len(parts) != 5 or parts[0] not in ("public", "intranet") or parts[1] != "stacks" or parts[3] != "requests":
-            return json_reply(404, {"Code": "NotFound", "Message": "no such response URL"})
-        from urllib.parse import parse_qs
+        if len(parts) == 5 and parts[0] in ("public", "intranet") and parts[1] == "stacks" and parts[3] == "requests":
+            return self._take_answer(request, parts[0], parts[4])
+        if self.api is not None and request.method == "POST" and parts == [""]:
+            reply: Reply = self.api.handle(request)
+            return reply
+        return json_reply(404, {"Code": "NotFound", "Message": "no such response URL"})
 
+    def _take_answer(self, request: Request, url_kind: str, request_id: str) -> Reply:
         signature = (parse_qs(request.query).get("Signature") or [""])[0]
         with self._lock:
-            pending = self._pending.get(parts[4])
+            pending = self._pending.get(request_id)
         if pending is None or not secrets.compare_digest(signature, pending.token):
             return json_reply(403, {"Code": "SignatureDoesNotMatch", "Message": "the response URL is not valid"})
         with self._lock:
             fault = self._answer_faults.pop(0) if self._answer_faults else None
+        now = self.clock.now()
         if fault is not None:
-            self.answers.append(
-                Answer(parts[4], parts[0], dict(request.headers), request.body, False, [], at=self.clock.now())
-            )
-            return json_reply(fault, {"Code": "InjectedFault", "Message": f"injected HTTP {fault}"})
+            self._record(Answer(request_id, url_kind, dict(request.headers), request.body, False, [], now, fault))
+            headers = {"Location": "https://elsewhere.example.com/"} if 300 <= fault < 400 else {}
+            return json_reply(fault, {"Code": "InjectedFault", "Message": f"injected HTTP {fault}"}, headers)
         problems = self._check_answer(request, pending.request)
-        body = request.body
+        parsed = _json_object(request.body)
         with self._lock:
             closed = pending.closed
             previous = pending.answer
-        parsed = _json_object(body)
-        if previous is not None and parsed and parsed.get("Status") != previous.get("Status"):
+        if previous is not None and parsed and _differs(parsed, previous):
             problems.append(f"contradictory answer: {parsed.get('Status')} after {previous.get('Status')}")
         accepted = not problems and not closed
-        self.answers.append(
-            Answer(parts[4], parts[0], dict(request.headers), body, accepted, problems, at=self.clock.now())
-        )
+        status = 400 if problems else (403 if closed and not self.accept_late_answers else 200)
+        self._record(Answer(request_id, url_kind, dict(request.headers), request.body, accepted, problems, now, status))
         if problems:
-            self.violations.extend(f"{pending.request.get('RequestType')} {parts[4]}: {p}" for p in problems)
+            self.violations.extend(f"{pending.request.get('RequestType')} {request_id}: {p}" for p in problems)
             return json_reply(400, {"Code": "InvalidResponse", "Message": "; ".join(problems)})
         if closed:
+            if self.accept_late_answers:
+                return Reply(200)  # taken, and ignored
             return json_reply(403, {"Code": "RequestClosed", "Message": "the request already finished or timed out"})
         with self._lock:
             pending.answer = parsed
@@ -364,7 +527,11 @@ class RosStandIn(StandIn):
         pending.done.set()
         return Reply(200)
 
-    def _check_answer(self, http: Request, sent: dict) -> list[str]:
+    def _record(self, answer: Answer) -> None:
+        with self._lock:
+            self.answers.append(answer)
+
+    def _check_answer(self, http: Request, sent: dict[str, Any]) -> list[str]:
         """ROS's documented rules for a custom resource answer."""
         problems = []
         if http.method != "POST":
@@ -406,15 +573,17 @@ class RosStandIn(StandIn):
 
     # -- template evaluation ------------------------------------------------------------------------------
 
-    def _custom_resources(self, template: dict):
+    def _custom_resources(self, template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        found = []
         for logical_id, spec in (template.get("Resources") or {}).items():
             kind = spec.get("Type", "")
             if not (kind.startswith("Custom::") or kind in CUSTOM_TYPES):
                 raise TemplateError(f"{logical_id}: {kind} is not emulated (only custom resources are)")
-            yield logical_id, spec
+            found.append((logical_id, spec))
+        return found
 
-    def _parameter_values(self, template: dict, given: Mapping[str, object], stack: Stack) -> dict:
-        values: dict[str, object] = {}
+    def _parameter_values(self, template: dict[str, Any], given: Mapping[str, object], stack: Stack) -> dict[str, Any]:
+        values: dict[str, Any] = {}
         declared = template.get("Parameters") or {}
         unknown = set(given) - set(declared)
         if unknown:
@@ -433,7 +602,7 @@ class RosStandIn(StandIn):
             if kind == "CommaDelimitedList":
                 values[name] = raw if isinstance(raw, list) else [item.strip() for item in str(raw).split(",")]
             elif kind == "Number":
-                number = float(raw)
+                number = float(str(raw))
                 if ("MinValue" in spec and number < float(spec["MinValue"])) or (
                     "MaxValue" in spec and number > float(spec["MaxValue"])
                 ):
@@ -447,7 +616,7 @@ class RosStandIn(StandIn):
         values["ALIYUN::StackName"] = stack.name
         return values
 
-    def _resolve(self, node: Any, values: dict, stack: Stack) -> Any:
+    def _resolve(self, node: Any, values: dict[str, Any], stack: Stack) -> Any:
         if isinstance(node, list):
             return [self._resolve(item, values, stack) for item in node]
         if not isinstance(node, dict):
@@ -455,9 +624,11 @@ class RosStandIn(StandIn):
         if len(node) == 1:
             ((function, argument),) = node.items()
             if function == "Ref":
-                if argument not in values:
-                    raise TemplateError(f"Ref to unknown parameter {argument}")
-                return values[argument]
+                if argument in values:
+                    return values[argument]
+                if argument in stack.resources:
+                    return stack.resources[argument].physical_id
+                raise TemplateError(f"Ref to unknown parameter {argument}")
             if function == "Fn::Sub":
                 text = argument
                 for name, value in values.items():
@@ -479,14 +650,36 @@ class RosStandIn(StandIn):
                 return resource.data if key == "Outputs" else resource.data.get(key)
         return {key: self._resolve(value, values, stack) for key, value in node.items()}
 
-    def _outputs(self, stack: Stack, values: dict) -> dict:
+    def _outputs(self, stack: Stack, values: dict[str, Any]) -> dict[str, Any]:
         outputs = {}
         for name, spec in (stack.template.get("Outputs") or {}).items():
             outputs[name] = self._resolve(spec.get("Value"), values, stack)
         return outputs
 
 
-def _json_object(body: bytes) -> dict | None:
+def _references(node: Any, names: set[str]) -> set[str]:
+    """The resources a fragment refers to through Ref or Fn::GetAtt."""
+    if isinstance(node, list):
+        return set().union(*(_references(item, names) for item in node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found: set[str] = set()
+    for key, value in node.items():
+        if key == "Ref" and value in names:
+            found.add(value)
+        elif key == "Fn::GetAtt" and isinstance(value, list) and value and value[0] in names:
+            found.add(value[0])
+        else:
+            found |= _references(value, names)
+    return found
+
+
+def _differs(answer: Mapping[str, Any], previous: Mapping[str, Any]) -> bool:
+    """Two answers to one request contradict each other when status, physical id or data differ."""
+    return any(answer.get(key) != previous.get(key) for key in ("Status", "PhysicalResourceId", "Data"))
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         parsed = json.loads(body)
     except ValueError:

@@ -1,5 +1,5 @@
 """Function Compute entry point for Custom::CopyImage (handler: index.handler)."""
 
-from copyimage.provider import handle as handler
+from copyimage.handler import handler
 
 __all__ = ["handler"]

@@ -20,7 +20,6 @@ def make_cloud():
     started: list[LocalCloud] = []
 
     def start(**options) -> LocalCloud:
-        options.setdefault("time_scale", 50.0)
         options.setdefault("copy_seconds", 30.0)
         cloud = LocalCloud(**options).start()
         started.append(cloud)
@@ -46,23 +45,24 @@ def properties(source_image, **extra) -> dict:
 
 
 def send(
-    cloud: LocalCloud, request: dict, invocation_type: str = "Sync", timeout: float = 600.0, settle: bool = True
+    cloud: LocalCloud, request: dict, invocation_type: str = "Sync", timeout: float = 86400.0, settle: bool = True
 ) -> dict | None:
-    """Invoke the function with a ROS request and return the answer ROS accepted (None if none came).
+    """Invoke the function with a ROS request and return the answer ROS accepted (None if none came), waiting at
+    most ``timeout`` virtual seconds.
 
-    ``settle`` waits until no invocation is running or scheduled, so calls made after the answer (such as
-    removing the waiter tag) are over before the test looks at ECS.
+    ``settle`` lets virtual time run until no invocation is running or scheduled, so calls made after the answer
+    (such as marking the copy answered) are over before the test looks at ECS.
     """
     with contextlib.suppress(Exception):  # a failed Sync run: the answer (if any) is what counts
         cloud.fc.invoke(json.dumps(request).encode(), invocation_type=invocation_type)
     answer = cloud.ros.wait_answer(request["RequestId"], timeout=timeout)
     if settle:
-        cloud.fc.wait_idle(10)
+        cloud.fc.wait_idle()
     return answer
 
 
 def request_and_answer(
-    cloud: LocalCloud, request_type: str, props: dict, settle: bool = True, timeout: float = 600.0, **fields
+    cloud: LocalCloud, request_type: str, props: dict, settle: bool = True, timeout: float = 86400.0, **fields
 ) -> tuple[dict, dict | None]:
     request = cloud.ros.new_request(request_type, props, **fields)
     return request, send(cloud, request, settle=settle, timeout=timeout)

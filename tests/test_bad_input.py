@@ -24,6 +24,9 @@ from emulator.fc import InvocationFailed
         ({"ResourceGroupId": "default"}, "Property ResourceGroupId:"),
         ({"RetainOnDelete": "yes"}, "Property RetainOnDelete:"),
         ({"DestinationImageNmae": "typo"}, "Property DestinationImageNmae: is not a property"),
+        ({"Tag": [{"Key": "k", "Value": "see https://example.com"}]}, "Property Tag[1].Value: must not contain"),
+        ({"Tag": [f"k{i}=v" for i in range(40_000)]}, "Property Tag: has 40000 tags"),
+        ({"DestinationDescription": "d" * 1_000_000}, "Property DestinationDescription: must be 2 to 256"),
     ],
 )
 def test_invalid_property_fails_the_create_naming_it(cloud, source, changes, named):
@@ -31,6 +34,7 @@ def test_invalid_property_fails_the_create_naming_it(cloud, source, changes, nam
     _, answer = request_and_answer(cloud, "Create", props)
     assert answer["Status"] == "FAILED"
     assert named in answer["Reason"]
+    assert len(answer["Reason"]) < 1000
     assert answer["PhysicalResourceId"].startswith("copyimage-failed-")
     assert cloud.ecs.calls == []  # validated before any ECS call
 
@@ -46,7 +50,6 @@ def test_invalid_property_fails_the_create_naming_it(cloud, source, changes, nam
     ("changes", "code"),
     [
         ({"ImageId": "m-doesnotexist"}, "InvalidImageId.NotFound"),
-        ({"DestinationRegionId": "xx-nowhere-1"}, "IncorrectDestinationRegion"),
         ({"Encrypted": "true", "KMSKeyId": "key-unknown"}, "InvalidParameter.KMSKeyId.NotFound"),
     ],
 )
@@ -110,9 +113,19 @@ def test_a_bad_setting_falls_back_to_its_default_instead_of_silencing_the_functi
     assert "ignoring a setting that is not a number" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("name", "region"), [("SourceRegionId", "cn-nowhere"), ("DestinationRegionId", "xx-nowhere-1")]
+)
+def test_a_region_ecs_does_not_serve_is_refused_before_any_copy(cloud, source, name, region):
+    _, answer = request_and_answer(cloud, "Create", properties(source, **{name: region}))
+    assert answer["Status"] == "FAILED"
+    assert f"Property {name}: {region!r} is not a region ECS serves" in answer["Reason"]
+    assert actions(cloud) == ["DescribeRegions"]
+
+
 def test_continuation_of_an_unknown_version_is_answered_failed(cloud, source):
     request = cloud.ros.new_request("Create", properties(source))
-    event = {"CopyImageContinuation": {"Version": 99, "Request": request, "State": {"began_at": 0}}}
+    event = {"Continuation": {"Version": 99, "Request": request, "Wait": {}}}
     cloud.fc.invoke(json.dumps(event).encode(), invocation_type="Sync")
     answer = cloud.ros.wait_answer(request["RequestId"], timeout=1)
     assert answer["Status"] == "FAILED"

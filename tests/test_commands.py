@@ -14,7 +14,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 def test_demo_runs_the_whole_lifecycle_and_prints_the_image_id():
     done = subprocess.run(
-        [sys.executable, "-m", "emulator", "demo", "--time-scale", "300", "--copy-minutes", "5"],
+        [sys.executable, "-m", "emulator", "demo", "--copy-minutes", "45"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -36,8 +36,8 @@ def test_demo_exits_non_zero_when_a_step_fails(monkeypatch, capsys):
     from emulator import demo
 
     monkeypatch.setattr(demo, "DESTINATION", "xx-nowhere-1")  # ECS refuses the copy
-    assert demo.run(time_scale=300, copy_minutes=1) == 1
-    assert "ROLLBACK_COMPLETE" in capsys.readouterr().out
+    assert demo.run(copy_minutes=1) == 1
+    assert "CREATE_ROLLBACK_COMPLETE" in capsys.readouterr().out
 
 
 def test_serve_prints_endpoints_an_sdk_can_use():
@@ -52,7 +52,7 @@ def test_serve_prints_endpoints_an_sdk_can_use():
         lines = []
         for line in server.stdout:
             lines.append(line)
-            if line.startswith("  export COPYIMAGE_TIME_EPOCH"):
+            if line.startswith("  export POWERTOOLS_SERVICE_NAME"):
                 break
         out = "".join(lines)
         key_id, secret = re.search(r"accept: (\S+) / (\S+)", out).groups()

@@ -1,10 +1,13 @@
-"""Delete: exact, boring semantics. Not found is success; nothing is removed that is not provably ours."""
+"""Delete: exact, patient semantics. Not found is success; slow is waited for; nothing that is not ours is touched."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import DESTINATION, actions, copies_in, properties, request_and_answer
+
+from emulator.cloud import LocalCloud
 
 
 def create(cloud, source, **extra) -> str:
@@ -12,6 +15,14 @@ def create(cloud, source, **extra) -> str:
     assert answer["Status"] == "SUCCESS", answer
     cloud.ecs.reset_calls()
     return answer["PhysicalResourceId"]
+
+
+def delete(cloud, source, image_id, **extra) -> dict:
+    stack_id = cloud.ecs.image(image_id).tags["copyimage:stack-id"] if cloud.ecs.image(image_id) else None
+    _, answer = request_and_answer(
+        cloud, "Delete", properties(source, **extra), physical_id=image_id, stack_id=stack_id
+    )
+    return answer
 
 
 def start_long_create(cloud, source) -> dict:
@@ -23,36 +34,33 @@ def start_long_create(cloud, source) -> dict:
     return request
 
 
-def test_retain_on_delete_touches_nothing(cloud, source):
+def test_retain_on_delete_keeps_the_copy_and_hands_it_over_to_you(cloud, source):
     image_id = create(cloud, source)
-    _, answer = request_and_answer(cloud, "Delete", properties(source, RetainOnDelete="True"), physical_id=image_id)
-    assert answer == {
-        "Status": "SUCCESS",
-        "PhysicalResourceId": image_id,
-        "StackId": answer["StackId"],
-        "RequestId": answer["RequestId"],
-        "LogicalResourceId": "CopyImage",
-        "Data": {"ImageId": image_id},
-    }
-    assert cloud.ecs.calls == []
-    assert cloud.ecs.image(image_id).status == "Available"
+    answer = delete(cloud, source, image_id, RetainOnDelete="True")
+    assert answer["Status"] == "SUCCESS" and answer["PhysicalResourceId"] == image_id
+    assert not cloud.ecs.calls_to("DeleteImage") and not cloud.ecs.calls_to("CancelCopyImage")
+    image = cloud.ecs.image(image_id)
+    assert image.status == "Available"
+    assert image.tags["copyimage:waiter"].startswith("retained:")  # never again taken for a leftover
 
 
-def test_delete_removes_the_image_and_keeps_snapshots_by_default(cloud, source):
+def test_delete_removes_the_image_once_settled_and_keeps_snapshots_by_default(cloud, source):
     image_id = create(cloud, source)
     snapshots = cloud.ecs.image(image_id).snapshot_ids
-    _, answer = request_and_answer(cloud, "Delete", properties(source), physical_id=image_id)
+    answer = delete(cloud, source, image_id)
     assert answer["Status"] == "SUCCESS"
-    assert actions(cloud) == ["DescribeImages", "DeleteImage", "DescribeImages"]  # look, delete, gone
+    assert actions(cloud).count("DeleteImage") == 1
+    assert actions(cloud)[-1] == "DescribeImages"  # looked again: gone
     assert cloud.ecs.image(image_id) is None
     assert set(snapshots) <= set(cloud.ecs.snapshots(DESTINATION))
+    assert cloud.ros.violations == []
 
 
 def test_delete_snapshots_removes_them_after_the_image(cloud, source):
     image_id = create(cloud, source)
     snapshots = list(cloud.ecs.image(image_id).snapshot_ids)
     assert len(snapshots) == 2
-    _, answer = request_and_answer(cloud, "Delete", properties(source, DeleteSnapshots=True), physical_id=image_id)
+    answer = delete(cloud, source, image_id, DeleteSnapshots=True)
     assert answer["Status"] == "SUCCESS", answer
     assert [c.params["SnapshotId"] for c in cloud.ecs.calls_to("DeleteSnapshot")] == snapshots
     assert actions(cloud).index("DeleteImage") < actions(cloud).index("DeleteSnapshot")
@@ -62,23 +70,23 @@ def test_delete_snapshots_removes_them_after_the_image(cloud, source):
 def test_image_in_use_needs_force_delete(cloud, source):
     image_id = create(cloud, source)
     cloud.ecs.image(image_id).in_use = True
-    _, refused = request_and_answer(cloud, "Delete", properties(source), physical_id=image_id)
+    refused = delete(cloud, source, image_id)
     assert refused["Status"] == "FAILED"
     assert "ECS DeleteImage failed: ImageUsingByInstance" in refused["Reason"]
     assert refused["PhysicalResourceId"] == image_id
     cloud.ecs.reset_calls()
-    _, forced = request_and_answer(cloud, "Delete", properties(source, ForceDelete="true"), physical_id=image_id)
+    forced = delete(cloud, source, image_id, ForceDelete="true")
     assert forced["Status"] == "SUCCESS", forced
-    (delete,) = cloud.ecs.calls_to("DeleteImage")
-    assert delete.params["Force"].lower() == "true"
+    (call,) = cloud.ecs.calls_to("DeleteImage")
+    assert call.params["Force"].lower() == "true"
     assert cloud.ecs.image(image_id) is None
 
 
 def test_missing_image_is_success(cloud, source):
     _, answer = request_and_answer(cloud, "Delete", properties(source), physical_id="m-alreadygone01")
     assert answer["Status"] == "SUCCESS"
-    assert actions(cloud) == ["DescribeImages"]
-    assert "Available" in cloud.ecs.calls[0].params["Status"] and "Creating" in cloud.ecs.calls[0].params["Status"]
+    assert set(actions(cloud)) == {"DescribeImages"}
+    assert all("Deprecated" in call.params["Status"] for call in cloud.ecs.calls)
 
 
 def test_copy_in_progress_is_cancelled(make_cloud):
@@ -88,7 +96,9 @@ def test_copy_in_progress_is_cancelled(make_cloud):
     (copy,) = copies_in(cloud)
     assert copy.status == "Creating"
     cloud.ecs.reset_calls()
-    _, answer = request_and_answer(cloud, "Delete", properties(source), physical_id=copy.image_id)
+    _, answer = request_and_answer(
+        cloud, "Delete", properties(source), physical_id=copy.image_id, stack_id=copy.tags["copyimage:stack-id"]
+    )
     assert answer["Status"] == "SUCCESS"
     (cancel,) = cloud.ecs.calls_to("CancelCopyImage")
     assert (cancel.params["ImageId"], cancel.params["RegionId"]) == (copy.image_id, DESTINATION)
@@ -98,9 +108,9 @@ def test_copy_in_progress_is_cancelled(make_cloud):
 
 def test_no_image_id_finds_the_leftover_by_its_tags_only(make_cloud):
     cloud = make_cloud(copy_seconds=3600)
-    source = cloud.seed_image("big-source")
+    source, other_source = cloud.seed_image("big-source"), cloud.seed_image("other-source")
     create_request = start_long_create(cloud, source)
-    other_stack = cloud.ros.new_request("Create", properties(source))  # another stack's copy must survive
+    other_stack = cloud.ros.new_request("Create", properties(other_source))  # another stack's copy must survive
     cloud.fc.invoke(json.dumps(other_stack).encode(), invocation_type="Sync")
     assert len(copies_in(cloud)) == 2
     cloud.ecs.reset_calls()
@@ -109,8 +119,11 @@ def test_no_image_id_finds_the_leftover_by_its_tags_only(make_cloud):
     )
     assert answer["Status"] == "SUCCESS"
     assert answer["PhysicalResourceId"].startswith("copyimage-failed-")  # ROS gave none; one is still needed
-    (lookup,) = [call for call in cloud.ecs.calls_to("DescribeImages") if "Tag.1.Key" in call.params]
-    assert {lookup.params["Tag.1.Key"], lookup.params["Tag.2.Key"]} == {"copyimage:stack-id", "copyimage:logical-id"}
+    lookups = [call for call in cloud.ecs.calls_to("DescribeImages") if "Tag.1.Key" in call.params]
+    assert lookups and {lookups[0].params["Tag.1.Key"], lookups[0].params["Tag.2.Key"]} == {
+        "copyimage:stack-id",
+        "copyimage:logical-id",
+    }
     remaining = copies_in(cloud)
     assert [image.tags["copyimage:stack-id"] for image in remaining] == [other_stack["StackId"]]
 
@@ -123,17 +136,17 @@ def test_failed_create_marker_with_nothing_left_deletes_nothing(cloud, source):
     assert not cloud.ecs.calls_to("DeleteImage") and not cloud.ecs.calls_to("CancelCopyImage")
 
 
-def test_rollback_after_an_unknown_destination_region_succeeds(cloud, source):
-    props = properties(source, DestinationRegionId="xx-nowhere-1")
-    _, failed = request_and_answer(cloud, "Create", props)
-    assert failed["Status"] == "FAILED" and "IncorrectDestinationRegion" in failed["Reason"]
-    _, deleted = request_and_answer(cloud, "Delete", props, physical_id=failed["PhysicalResourceId"])
-    assert deleted["Status"] == "SUCCESS"  # no image can exist in a region ECS does not know
+def test_an_image_without_this_resources_tags_is_never_deleted(cloud, source):
+    stranger = cloud.seed_image("someone-elses", region=DESTINATION)
+    _, answer = request_and_answer(cloud, "Delete", properties(source), physical_id=stranger.image_id)
+    assert answer["Status"] == "SUCCESS"
+    assert cloud.ecs.image(stranger.image_id).status == "Available"
+    assert not cloud.ecs.calls_to("DeleteImage")
 
 
 def test_a_kept_copy_survives_a_later_failed_create_of_the_same_logical_id(cloud, source):
     kept = create(cloud, source)
-    stack_id = cloud.ros.requests[-1]["StackId"]
+    stack_id = cloud.ecs.image(kept).tags["copyimage:stack-id"]
     _, retained = request_and_answer(
         cloud, "Delete", properties(source, RetainOnDelete=True), stack_id=stack_id, physical_id=kept
     )
@@ -146,25 +159,102 @@ def test_a_kept_copy_survives_a_later_failed_create_of_the_same_logical_id(cloud
         cloud, "Delete", bad, stack_id=stack_id, physical_id=failed["PhysicalResourceId"]
     )
     assert rolled_back["Status"] == "SUCCESS"
-    assert cloud.ecs.image(kept).status == "Available"  # handed over to ROS once, so never taken for a leftover
+    assert cloud.ecs.image(kept).status == "Available"
     assert not cloud.ecs.calls_to("DeleteImage")
-
-
-def test_snapshots_that_cannot_be_deleted_are_named(cloud, source):
-    image_id = create(cloud, source)
-    snapshots = cloud.ecs.image(image_id).snapshot_ids
-    cloud.ecs.faults.add("DeleteSnapshot", "server_error", count=None)
-    props = properties(source, DeleteSnapshots=True, ForceDelete=True)
-    _, answer = request_and_answer(cloud, "Delete", props, physical_id=image_id)
-    assert answer["Status"] == "FAILED"
-    assert f"the image {image_id} was deleted, but not its snapshots {', '.join(snapshots)}" in answer["Reason"]
-    assert cloud.ecs.image(image_id) is None
-    assert all(call.params["Force"].lower() == "true" for call in cloud.ecs.calls_to("DeleteSnapshot"))
 
 
 def test_delete_is_not_blocked_by_a_property_an_update_broke(cloud, source):
     image_id = create(cloud, source)
-    broken = properties(source, DestinationImageNmae="typo", DestinationDescription="x")
-    _, answer = request_and_answer(cloud, "Delete", broken, physical_id=image_id)
+    answer = delete(cloud, source, image_id, DestinationImageNmae="typo", DestinationDescription="x")
     assert answer["Status"] == "SUCCESS"
     assert cloud.ecs.image(image_id) is None
+
+
+# --- patience: ECS slow or busy is not a failure -------------------------------------------------------------
+
+
+def test_a_deleted_image_still_listed_is_waited_for(cloud, source):
+    image_id = create(cloud, source)
+    cloud.ecs.deleted_listing_seconds = 400  # not documented: how long ECS lists a deleted image
+    answer = delete(cloud, source, image_id)
+    assert answer["Status"] == "SUCCESS"
+    (call,) = cloud.ecs.calls_to("DeleteImage")  # deleted once, then watched until it is gone
+    last_look = cloud.ecs.calls_to("DescribeImages")[-1]
+    assert last_look.at >= call.at + 400
+    assert len(cloud.fc.invocations) > 2  # the watching was handed over instead of failing after ten looks
+
+
+def test_snapshots_still_linked_to_the_deleted_image_are_retried(cloud, source):
+    image_id = create(cloud, source)
+    cloud.ecs.snapshot_release_seconds = 300  # SnapshotCreatedImage for a while after DeleteImage
+    snapshots = cloud.ecs.image(image_id).snapshot_ids
+    answer = delete(cloud, source, image_id, DeleteSnapshots=True)
+    assert answer["Status"] == "SUCCESS", answer
+    codes = [call.error_code for call in cloud.ecs.calls_to("DeleteSnapshot")]
+    assert "SnapshotCreatedImage" in codes and codes[-2:] == [None, None]
+    assert not set(snapshots) & set(cloud.ecs.snapshots(DESTINATION))
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_deleteimage_not_found_is_success_whichever_way_ecs_says_it(cloud, source, ignored):
+    image_id = create(cloud, source)
+    cloud.ecs.missing_image_delete_ignored = ignored  # the table says 404, the parameter text "ignored"
+    cloud.ecs.deleted_listing_seconds = 1000  # it is still listed, so the provider calls DeleteImage again
+    stack_id = cloud.ecs.image(image_id).tags["copyimage:stack-id"]
+    _, first = request_and_answer(cloud, "Delete", properties(source), physical_id=image_id, stack_id=stack_id)
+    assert first["Status"] == "SUCCESS"
+
+
+def test_throttling_that_outlasts_the_retries_is_handed_over(cloud, source):
+    image_id = create(cloud, source)
+    cloud.ecs.faults.add("DeleteImage", "throttle", count=9)  # two invocations' worth of retries and more
+    answer = delete(cloud, source, image_id)
+    assert answer["Status"] == "SUCCESS"
+    assert cloud.ecs.image(image_id) is None
+    assert [c.error_code for c in cloud.ecs.calls_to("DeleteImage")][-1] is None
+
+
+def test_snapshots_that_can_never_be_deleted_are_named_when_the_wait_runs_out(cloud, source):
+    image_id = create(cloud, source)
+    snapshots = cloud.ecs.image(image_id).snapshot_ids
+    cloud.ecs.faults.add("DeleteSnapshot", "server_error", count=None)
+    answer = delete(cloud, source, image_id, DeleteSnapshots=True, ForceDelete=True)
+    assert answer["Status"] == "FAILED"
+    assert "gave up after waiting 36" in answer["Reason"] and "the limit is 3600 s" in answer["Reason"]
+    assert all(snapshot in answer["Reason"] for snapshot in snapshots)
+    assert cloud.ecs.image(image_id) is None
+    assert all(call.params["Force"].lower() == "true" for call in cloud.ecs.calls_to("DeleteSnapshot"))
+
+
+def test_a_deprecated_copy_is_found_and_deleted(cloud, source):
+    image_id = create(cloud, source)
+    cloud.ecs.image(image_id).status = "Deprecated"  # as ModifyImageAttribute Status=Deprecated does
+    answer = delete(cloud, source, image_id)
+    assert answer["Status"] == "SUCCESS"
+    assert cloud.ecs.image(image_id) is None
+
+
+def test_rollback_of_a_region_ecs_does_not_serve_succeeds_at_once(cloud, source):
+    props = properties(source, DestinationRegionId="xx-nowhere-1")
+    _, failed = request_and_answer(cloud, "Create", props)
+    assert failed["Status"] == "FAILED"
+    assert "Property DestinationRegionId: 'xx-nowhere-1' is not a region ECS serves" in failed["Reason"]
+    assert not cloud.ecs.calls_to("CopyImage")  # refused before any copy
+    started = cloud.clock.now()
+    _, deleted = request_and_answer(cloud, "Delete", props, physical_id=failed["PhysicalResourceId"])
+    assert deleted["Status"] == "SUCCESS"  # no image can exist in a region ECS does not serve
+    assert cloud.clock.now() - started < 30
+    assert len(cloud.fc.invocations) == 2  # one for each request: nothing handed over
+
+
+def test_delete_and_update_are_patient_on_a_pessimistic_ecs():
+    with LocalCloud(copy_seconds=30) as cloud:
+        cloud.ecs.deleted_listing_seconds = 90
+        cloud.ecs.snapshot_release_seconds = 200
+        cloud.ecs.tag_in_progress_refused = True
+        source = cloud.seed_image("src")
+        image_id = create(cloud, source)
+        answer = delete(cloud, source, image_id, DeleteSnapshots=True)
+        assert answer["Status"] == "SUCCESS", answer
+        assert cloud.ecs.image(image_id) is None
+        assert cloud.ros.violations == []

@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 from conftest import copies_in, properties, request_and_answer
-from copyimage.outbound import response_url_allowed
+from copyimage.outbound import url_refusal
 
 
 def test_answer_is_a_json_post_with_an_rfc1123_date(cloud, source):
@@ -39,13 +39,25 @@ def test_retries_stop_after_the_configured_attempts(make_cloud):
     assert len(cloud.ros.answers) == 3
 
 
-def test_refused_answer_is_not_retried_and_the_unwanted_copy_is_removed(cloud, source):
+def test_refused_answer_is_not_retried_and_the_copy_waits_for_the_rollback(cloud, source):
     cloud.ros.fail_next_answers(400)
-    _request, answer = request_and_answer(cloud, "Create", properties(source), timeout=60)
+    request, answer = request_and_answer(cloud, "Create", properties(source), timeout=60)
     assert answer is None
     assert len(cloud.ros.answers) == 1  # 400 means never: no retry
-    assert copies_in(cloud) == []  # ROS will never know this copy: it must not stay behind
-    assert cloud.ecs.calls_to("DeleteImage")
+    (copy,) = copies_in(cloud)  # kept, unanswered, for the stack's rollback Delete to find by its tags
+    assert not copy.tags["copyimage:waiter"].startswith("answered:")
+    _, deleted = request_and_answer(cloud, "Delete", properties(source), stack_id=request["StackId"])
+    assert deleted["Status"] == "SUCCESS" and copies_in(cloud) == []
+
+
+def test_a_redirect_is_not_a_delivery_and_is_never_followed(cloud, source):
+    cloud.ros.fail_next_answers(302)  # Location: https://elsewhere.example.com/
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "SUCCESS"
+    assert [(a.http_status, a.url_kind, a.accepted) for a in cloud.ros.answers] == [
+        (302, "public", False),
+        (200, "intranet", True),  # retried, on the intranet URL
+    ]
 
 
 def test_unreachable_public_url_falls_back_to_the_intranet_url(make_cloud):
@@ -56,35 +68,44 @@ def test_unreachable_public_url_falls_back_to_the_intranet_url(make_cloud):
     assert [a.url_kind for a in cloud.ros.answers] == ["intranet"]
 
 
-def test_response_url_outside_the_allowed_hosts_is_never_contacted(make_cloud, capsys):
+def test_a_request_that_could_never_be_answered_does_nothing(make_cloud, capsys):
     cloud = make_cloud(environment={"COPYIMAGE_RESPONSE_HOSTS": "ros.example.com"})
     source = cloud.seed_image("src")
-    _request, answer = request_and_answer(cloud, "Delete", properties(source), timeout=1, physical_id="m-gone00001")
-    assert answer is None
+    request = cloud.ros.new_request("Create", properties(source))
+    with pytest.raises(Exception, match=r"cannot be answered|no allowed response URL"):
+        cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
     assert cloud.ros.answers == []
+    assert cloud.ecs.calls == []  # checked before any ECS call: no copy that nobody could ever own
     out = capsys.readouterr().out
-    assert "response URL refused" in out
+    assert "response URL refused" in out and "COPYIMAGE_RESPONSE_HOSTS" in out and "127.0.0.1" in out
     assert "Signature=" not in out
 
 
 @pytest.mark.parametrize(
-    ("url", "hosts", "allowed"),
+    ("url", "hosts", "refusal"),
     [
-        ("https://ros.cn-hangzhou.aliyuncs.com/cb?Signature=x", "", True),
-        ("http://ros.cn-hangzhou.aliyuncs.com/cb", "", False),  # http only for listed hosts
-        ("https://aliyuncs.com.attacker.net/cb", "", False),
-        ("https://evil-aliyuncs.com/cb", "", False),
-        ("ftp://ros.aliyuncs.com/cb", "", False),
-        ("http://127.0.0.1:8080/cb", "127.0.0.1:8080", True),
-        ("http://127.0.0.1:9090/cb", "127.0.0.1:8080", False),
-        ("http://127.0.0.1:9090/cb", "127.0.0.1", True),
-        ("https://ros.internal/cb", "ros.internal", True),
-        ("not a url", "", False),
+        ("https://ros.cn-hangzhou.aliyuncs.com/cb?Signature=x", "", None),
+        ("http://ros.cn-hangzhou.aliyuncs.com/cb", "", "only https"),  # http only for listed hosts
+        ("https://aliyuncs.com.attacker.net/cb", "", "not under .aliyuncs.com"),
+        ("https://evil-aliyuncs.com/cb", "", "not under .aliyuncs.com"),
+        ("ftp://ros.aliyuncs.com/cb", "", "only https"),
+        ("https://user:pw@ros.cn-hangzhou.aliyuncs.com/cb", "", "credentials"),
+        ("https://ros.aliyuncs.com@evil.com/cb", "", "credentials"),
+        ("https://100.100.100.200/cb", "", "IP address not listed"),
+        ("https://[::1]/cb", "", "IP address not listed"),
+        ("http://127.0.0.1:8080/cb", "127.0.0.1:8080", None),
+        ("http://127.0.0.1:9090/cb", "127.0.0.1:8080", "IP address not listed"),
+        ("http://127.0.0.1:9090/cb", "127.0.0.1", None),
+        ("https://ros.internal/cb", "ros.internal", None),
+        ("ftp://ros.internal/cb", "ros.internal", "neither https nor http"),
+        ("https://ros.aliyuncs.com:99999/cb", "", "not a valid URL"),
+        ("not a url", "", "no host"),
     ],
 )
-def test_response_url_allow_list(url, hosts, allowed):
+def test_response_url_allow_list(url, hosts, refusal):
     extra = frozenset(h for h in hosts.split(",") if h)
-    assert response_url_allowed(url, extra) is allowed
+    found = url_refusal(url, extra)
+    assert found is None if refusal is None else refusal in found
 
 
 def test_logs_are_json_lines_with_correlation_ids_and_no_secrets(cloud, source, capsys):
@@ -104,6 +125,34 @@ def test_logs_are_json_lines_with_correlation_ids_and_no_secrets(cloud, source, 
     for secret in secrets:
         assert secret not in text
     assert any("response_url" in line for line in mine)  # logged, without its query string
+
+
+def text_of(lines: list) -> str:
+    return "\n".join(json.dumps(line) for line in lines)
+
+
+def test_every_invocation_starts_its_log_lines_clean(cloud, source, capsys):
+    request_and_answer(cloud, "Create", properties(source))
+    unanswerable = cloud.ros.new_request("Delete", properties(source))
+    del unanswerable["ResponseURL"]
+    with pytest.raises(Exception, match="no ResponseURL"):
+        cloud.fc.invoke(json.dumps(unanswerable).encode(), invocation_type="Sync")
+    malformed = cloud.ros.new_request("Delete", properties(source))
+    del malformed["StackId"]
+    cloud.fc.invoke(json.dumps(malformed).encode(), invocation_type="Sync")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    early = [
+        line
+        for line in lines
+        if line["message"] in ("request cannot be answered: nothing is done for it", "malformed request")
+    ]
+    assert len(early) == 2
+    for line in early:
+        assert "ros_request_id" not in line and "stack_id" not in line  # not the previous request's ids
+        assert (
+            line["fc_request_id"]
+            == cloud.fc.invocations[-1 if line["message"] == "malformed request" else -2].request_id
+        )
 
 
 def test_fc2_error_logs_do_not_leak_the_security_token(cloud, capsys):

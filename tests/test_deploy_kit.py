@@ -13,12 +13,13 @@ import jsonschema
 import pytest
 import yaml
 from copyimage.config import ROS_MAX_WAIT_SECONDS, Settings
-from copyimage.outbound import MAX_ASYNC_DELAY_SECONDS, response_url_allowed
+from copyimage.outbound import url_refusal
 from copyimage.properties import KNOWN_PROPERTIES, parse_properties, replacement_changes
 from copyimage.protocol import parse_request
 from copyimage.retry import worst_case_seconds
+from copyimage.waiting import MAX_DELAY as MAX_ASYNC_DELAY_SECONDS
 
-from emulator.clock import Clock
+from emulator.clock import VirtualClock
 from emulator.ros import RosStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,8 +348,13 @@ def test_only_images_and_outbound_call_cloud_apis():
     assert sdk_call_sites() == {"images.py", "outbound.py"}
 
 
+# ECS's API reference for DescribeRegions: "No authorization for this operation" (and it is absent from ECS's RAM
+# action list): the policy cannot, and need not, name it.
+NEEDS_NO_AUTHORIZATION = {"DescribeRegions"}
+
+
 def test_policy_allows_every_ecs_action_the_code_calls_and_nothing_more():
-    required = {f"ecs:{action}" for action in ecs_actions_in_source()}
+    required = {f"ecs:{action}" for action in ecs_actions_in_source() - NEEDS_NO_AUTHORIZATION}
     assert len(required) >= 9  # DescribeImages, CopyImage, CancelCopyImage, DeleteImage, DeleteSnapshot, ...
     allowed = {action for action in policy_actions(policy()) if action.startswith("ecs:")}
     assert required <= allowed, f"missing from the policy: {sorted(required - allowed)}"
@@ -422,7 +428,7 @@ def test_role_template_outputs_the_role_arn():
 
 def stand_in_request_fields(request_type: str) -> set[str]:
     """The fields the ROS stand-in (which builds requests as ROS documents them) puts into a request."""
-    ros = RosStandIn(Clock(), SimpleNamespace(account_id="1234567890123456"))
+    ros = RosStandIn(VirtualClock(), SimpleNamespace(account_id="1234567890123456"))
     ros.start()
     try:
         extra = {"physical_id": "m-sample"} if request_type != "Create" else {}
@@ -442,14 +448,14 @@ def test_sample_event_is_a_complete_ros_request(request_type):
     assert set(event) <= {*ROS_REQUEST_FIELDS, "PhysicalResourceId", "OldResourceProperties"}
     assert event["ResourceType"] == "Custom::CopyImage"
     for field in ("ResponseURL", "IntranetResponseURL"):
-        assert response_url_allowed(event[field], frozenset()), f"{field} is not https on *.aliyuncs.com"
+        assert url_refusal(event[field], frozenset()) is None, f"{field} is not https on *.aliyuncs.com"
         assert "placeholder" in event[field].lower(), f"{field} should be an obvious placeholder"
 
     request = parse_request(event)
-    props = parse_properties(request.resource_properties, "cn-hangzhou")
+    props = parse_properties(request.properties, "cn-hangzhou")
     assert props.image_id == event["ResourceProperties"]["ImageId"]
     if request_type == "Update":
-        old = parse_properties(request.old_resource_properties, "cn-hangzhou")
+        old = parse_properties(request.old_properties, "cn-hangzhou")
         assert replacement_changes(old, props) == []  # the sample is an in-place update
         assert event["ResourceProperties"] != event["OldResourceProperties"]
     if request_type != "Create":

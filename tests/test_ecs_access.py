@@ -28,7 +28,7 @@ def test_ecs_errors_that_outlast_the_retries_fail_with_the_code(make_cloud):
     cloud.ecs.faults.add("CopyImage", "server_error", count=None)
     _, answer = request_and_answer(cloud, "Create", properties(source))
     assert answer["Status"] == "FAILED"
-    assert "ECS CopyImage failed: InternalError" in answer["Reason"]
+    assert "kept refusing: ECS CopyImage failed: InternalError" in answer["Reason"]
     assert len(cloud.ecs.calls_to("CopyImage")) == 4  # COPYIMAGE_ECS_ATTEMPTS, bounded
 
 
@@ -43,7 +43,7 @@ def test_rejected_signature_fails_the_create_with_ecs_code(cloud, source):
     cloud.credentials.revoke(cloud.fc.function_credentials.id)  # the role's STS key no longer exists
     _, answer = request_and_answer(cloud, "Create", properties(source))
     assert answer["Status"] == "FAILED"
-    assert "ECS CopyImage failed: InvalidAccessKeyId.NotFound" in answer["Reason"]
+    assert "ECS DescribeRegions failed: InvalidAccessKeyId.NotFound" in answer["Reason"]
     assert copies_in(cloud) == []
 
 
@@ -55,7 +55,7 @@ def test_python312_runtime_uses_the_credentials_from_the_environment():
         import json, os
         os.environ.pop("ALIBABA_CLOUD_ACCESS_KEY_ID", None)
         from emulator.cloud import LocalCloud
-        with LocalCloud(time_scale=50, copy_seconds=10, credentials_in_context=False,
+        with LocalCloud(copy_seconds=10, credentials_in_context=False,
                         credentials_in_environment=True) as cloud:
             source = cloud.seed_image("src")
             props = {"ImageId": source.image_id, "DestinationRegionId": "cn-shanghai"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import DESTINATION, actions, copies_in, properties, request_and_answer, send
-from copyimage.waiting import first_waiter
+from copyimage.framework import first_token
 
 
 def sent_tags(params: dict, prefix: str = "Tag") -> dict:
@@ -28,7 +28,7 @@ def test_create_update_delete_through_the_template(cloud, source):
     image_id = stack.outputs["ImageId"]
     resource = stack.resources["CopyImage"]
     assert resource.physical_id == image_id
-    assert resource.data == {"ImageId": image_id}
+    assert resource.data == {"ImageId": image_id, "DestinationRegionId": DESTINATION, "SourceRegionId": "cn-hangzhou"}
 
     (copy,) = cloud.ecs.calls_to("CopyImage")
     assert copy.params["RegionId"] == "cn-hangzhou"  # the stack's region is the default source
@@ -37,22 +37,23 @@ def test_create_update_delete_through_the_template(cloud, source):
     assert copy.params["DestinationImageName"] == "golden-copy"
     assert copy.params["DestinationDescription"] == "First copy"
     assert 0 < len(copy.params["ClientToken"]) <= 64
+    assert copy.params["Encrypted"].lower() == "false"  # always sent: absent, ECS leaves it to its backend
     assert sent_tags(copy.params) == {
         "team": "web",
         "env": "dev",
         "copyimage:stack-id": stack.id,
         "copyimage:logical-id": "CopyImage",
-        "copyimage:waiter": first_waiter(cloud.ros.requests[0]["RequestId"]),  # the chain that waits for it
+        "copyimage:waiter": first_token(cloud.ros.requests[0]["RequestId"]),  # the chain that waits for it
     }
     describes = cloud.ecs.calls_to("DescribeImages")
     assert describes
-    assert all("Creating" in c.params["Status"] and "CreateFailed" in c.params["Status"] for c in describes)
-    cloud.fc.wait_idle(10)
+    every_status = {"Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated"}
+    assert all(set(c.params["Status"].split(",")) == every_status for c in describes)
+    cloud.fc.wait_idle()
     image = cloud.ecs.image(image_id)
     assert (image.status, image.name, image.region) == ("Available", "golden-copy", DESTINATION)
 
-    assert "copyimage:waiter" not in image.tags  # removed once ROS took the answer
-    cloud.fc.wait_idle(10)
+    assert image.tags["copyimage:waiter"].startswith("answered:")  # marked once ROS took the answer
     cloud.ecs.reset_calls()
     stack = cloud.ros.update_stack(stack, {"Tag": "team=web,owner=ops", "DestinationDescription": "Second copy"})
     assert stack.status == "UPDATE_COMPLETE", stack.reason
@@ -74,9 +75,12 @@ def test_create_update_delete_through_the_template(cloud, source):
     snapshots = list(image.snapshot_ids)
     assert snapshots
     cloud.ecs.reset_calls()
+    deleting_at = cloud.clock.now()
     stack = cloud.ros.delete_stack(stack)
     assert stack.status == "DELETE_COMPLETE", stack.reason
     (delete,) = cloud.ecs.calls_to("DeleteImage")
+    answered_at = float(image.tags["copyimage:waiter"].removeprefix("answered:"))
+    assert delete.at >= answered_at + 120 > deleting_at  # deleted only once no late replay can mistake it
     assert delete.params["ImageId"] == image_id and delete.params.get("Force", "False") == "False"
     assert cloud.ecs.image(image_id) is None
     assert set(snapshots) <= set(cloud.ecs.snapshots(DESTINATION))  # DeleteSnapshots defaults to false
@@ -93,7 +97,7 @@ def test_update_changes_name_resource_group_and_nothing_else(cloud, source):
     _, answer = request_and_answer(cloud, "Update", new, physical_id=image_id, old_properties=old)
     assert answer["Status"] == "SUCCESS", answer
     assert answer["PhysicalResourceId"] == image_id
-    assert answer["Data"] == {"ImageId": image_id}
+    assert answer["Data"]["ImageId"] == image_id
     assert actions(cloud) == ["DescribeImages", "ModifyImageAttribute", "JoinResourceGroup"]
     image = cloud.ecs.image(image_id)
     assert (image.name, image.resource_group_id) == ("second-name", "rg-acfm2")
@@ -125,8 +129,8 @@ def test_redelivered_create_starts_no_second_copy_and_answers_the_same(cloud, so
     answer = send(cloud, request)
     assert answer["Status"] == "SUCCESS"
     _, again = cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")  # ROS or FC delivers it twice
-    cloud.fc.wait_idle(10)
-    assert again == {"Status": "SUCCESS", "PhysicalResourceId": answer["PhysicalResourceId"]}
+    cloud.fc.wait_idle()
+    assert again["Status"] == "SUCCESS" and again["PhysicalResourceId"] == answer["PhysicalResourceId"]
     assert len(cloud.ecs.calls_to("CopyImage")) == 2
     assert [image.image_id for image in copies_in(cloud)] == [answer["PhysicalResourceId"]]  # the ClientToken
     assert [a.json["Status"] for a in cloud.ros.answers] == ["SUCCESS", "SUCCESS"]  # the same answer twice
@@ -150,10 +154,10 @@ def test_source_region_and_encryption_reach_copyimage(cloud):
 def test_a_failing_copy_fails_the_stack_and_leaves_nothing(cloud, source):
     cloud.ecs.fail_copies(1, at_fraction=0.5)
     stack = cloud.ros.create_stack(cloud.template(), {"ImageId": source.image_id, "DestinationRegionId": DESTINATION})
-    assert stack.status == "ROLLBACK_COMPLETE", stack.reason
+    assert stack.status == "CREATE_ROLLBACK_COMPLETE", stack.reason
     assert "ended CreateFailed" in stack.reason and "then retry" in stack.reason
     assert stack.resources["CopyImage"].physical_id.startswith("copyimage-failed-")
-    cloud.fc.wait_idle(10)
+    cloud.fc.wait_idle()
     assert copies_in(cloud) == []  # the failed copy was deleted by the Create itself
     assert cloud.ecs.calls_to("DeleteImage")
     assert cloud.ros.violations == []
@@ -164,7 +168,7 @@ def test_a_copy_cancelled_by_someone_else_fails_the_create(make_cloud):
     from alibabacloud_ecs20140526.client import Client
     from alibabacloud_tea_openapi.models import Config
 
-    cloud = make_cloud(time_scale=200, copy_seconds=1800)
+    cloud = make_cloud(copy_seconds=1800)
     source = cloud.seed_image("big-source")
     request = cloud.ros.new_request("Create", properties(source))
     _, result = cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
@@ -184,4 +188,4 @@ def test_a_copy_cancelled_by_someone_else_fails_the_create(make_cloud):
     answer = cloud.ros.wait_answer(request["RequestId"], timeout=3600)
     assert answer["Status"] == "FAILED"
     assert f"the copy {copy.image_id} disappeared from {DESTINATION}" in answer["Reason"]
-    assert cloud.fc.wait_idle(20) and cloud.fc.pending_async() == 0
+    assert cloud.fc.wait_idle() and cloud.fc.pending_async() == 0

@@ -93,6 +93,10 @@ def test_full_property_set():
         ({"Tag": [{"Key": "k" * 129}]}, "Tag[1].Key", "at most 128"),
         ({"Tag": [{"Key": "copyimage:stack-id"}]}, "Tag[1].Key", "kept for the provider"),
         ({"Tag": [{"Key": "ok"}, {"Key": "v", "Value": "acs:x"}]}, "Tag[2].Value", "acs:"),
+        ({"Tag": [{"Key": "v", "Value": "Aliyun-made"}]}, "Tag[1].Value", "aliyun"),
+        ({"Tag": [{"Key": "v", "Value": "see https://x"}]}, "Tag[1].Value", "https://"),
+        ({"Tag": [{"Key": "v", "Value": "HTTP://x"}]}, "Tag[1].Value", "http://"),
+        ({"AllowCopyInSameRegion": "sometimes"}, "AllowCopyInSameRegion", "true or false"),
         ({"Tag": [{"Key": "v", "Value": "v" * 129}]}, "Tag[1].Value", "at most 128"),
         ({"Tag": [{"Key": "v", "Colour": "red"}]}, "Tag[1].Colour", "not a tag field"),
         ({"Tag": [7]}, "Tag[1]", "must be an object"),
@@ -109,9 +113,33 @@ def test_each_rule_names_its_property(changes, name, rule):
     assert str(raised.value).startswith(f"Property {name}:")
 
 
-def test_properties_must_be_an_object():
-    with pytest.raises(InvalidProperty, match="ResourceProperties"):
-        parse_properties(["ImageId"], "cn-hangzhou")
+@pytest.mark.parametrize(
+    "huge",
+    [
+        {"Tag": [f"k{i}=v" for i in range(40_000)]},
+        {"Tag": [{"Key": "k", "Value": "v"}] * 40_000},
+        {"Tag": [""] * 40_000 + ["a=1", "a=2"]},
+        {"DestinationImageName": "a" * 1_000_000},
+        {"DestinationDescription": "d" * 1_000_000},
+        {"ImageId": "m-" + "1" * 1_000_000},
+        {"x" * 1_000_000: "typo"},
+        {f"Unknown{i}": i for i in range(40_000)},
+    ],
+)
+def test_huge_input_is_refused_in_well_under_a_second(huge):
+    import time
+
+    started = time.process_time()
+    with pytest.raises(InvalidProperty) as raised:
+        parse(**huge)
+    assert time.process_time() - started < 0.2
+    assert len(str(raised.value)) < 1000  # the reason names the property without repeating the input
+
+
+def test_allow_copy_in_same_region_makes_no_copy_only_within_one_region():
+    assert parse(AllowCopyInSameRegion="true", DestinationRegionId="cn-hangzhou").copies is False
+    assert parse(AllowCopyInSameRegion="true").copies is True  # another region: a copy as always
+    assert parse(DestinationRegionId="cn-hangzhou").copies is True  # a same-region copy, when not allowed to skip
 
 
 def test_user_tag_limit_leaves_room_for_the_providers_tags():
@@ -123,6 +151,7 @@ def test_replacement_changes_lists_only_properties_a_copy_cannot_change():
     assert replacement_changes(old, parse(DestinationImageName="second", Tag=["a=2"])) == []
     new = parse(ImageId="m-other", DestinationRegionId="cn-beijing", Encrypted="true", KMSKeyId="key-9")
     assert replacement_changes(old, new) == ["ImageId", "DestinationRegionId", "Encrypted", "KMSKeyId"]
+    assert replacement_changes(old, parse(AllowCopyInSameRegion=True)) == ["AllowCopyInSameRegion"]
     assert replacement_changes(old, parse(SourceRegionId="cn-shenzhen")) == ["SourceRegionId"]
 
 
@@ -132,11 +161,19 @@ def test_adding_encrypted_false_is_no_change():
 
 def test_delete_reads_only_what_it_needs():
     raw = {**VALID, "DestinationImageNmae": "typo", "ForceDelete": "maybe", "DeleteSnapshots": "True"}
-    assert parse_delete_options(raw) == DeleteOptions("cn-shanghai", False, False, True)
+    assert parse_delete_options(raw, "cn-hangzhou") == DeleteOptions(
+        "cn-shanghai", copies=True, retain_on_delete=False, force_delete=False, delete_snapshots=True
+    )
+
+
+def test_delete_knows_when_no_copy_was_made():
+    raw = {**VALID, "DestinationRegionId": "cn-hangzhou", "AllowCopyInSameRegion": "True"}
+    assert parse_delete_options(raw, "cn-hangzhou").copies is False
+    assert parse_delete_options({**raw, "SourceRegionId": "cn-beijing"}, "cn-hangzhou").copies is True
 
 
 def test_delete_keeps_retain_on_delete_strict_and_needs_the_region():
     with pytest.raises(InvalidProperty, match="RetainOnDelete"):
-        parse_delete_options({**VALID, "RetainOnDelete": "yes"})  # read as false, it would delete a kept image
+        parse_delete_options({**VALID, "RetainOnDelete": "yes"}, "cn-hangzhou")  # read as false, it would delete
     with pytest.raises(InvalidProperty, match="DestinationRegionId"):
-        parse_delete_options({"ImageId": "m-1"})
+        parse_delete_options({"ImageId": "m-1"}, "cn-hangzhou")

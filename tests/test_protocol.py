@@ -3,13 +3,15 @@
 import json
 
 import pytest
-from copyimage.errors import InvalidRequest
+from copyimage.errors import InvalidRequest, Unanswerable
 from copyimage.protocol import (
     MAX_BODY_BYTES,
     Answer,
+    CreateRequest,
+    DeleteRequest,
+    UpdateRequest,
     client_token,
     decode_event,
-    failed_create_id,
     parse_request,
     response_body,
 )
@@ -30,20 +32,38 @@ EVENT = {
 
 def test_decode_accepts_bytes_and_rejects_non_objects():
     assert decode_event(json.dumps(EVENT).encode())["RequestId"] == "req-1"
-    with pytest.raises(InvalidRequest, match="not JSON"):
+    with pytest.raises(Unanswerable, match="not JSON"):
         decode_event(b"{nope")
-    with pytest.raises(InvalidRequest, match="not a JSON object"):
+    with pytest.raises(Unanswerable, match="not a JSON object"):
         decode_event(b"[1, 2]")
+    with pytest.raises(Unanswerable, match="not UTF-8"):
+        decode_event(b"\xff\xfe")
 
 
-def test_parse_request_reads_every_field():
-    request = parse_request(
+def test_parse_request_gives_each_request_type_its_own_model():
+    create = parse_request(EVENT)
+    assert isinstance(create, CreateRequest) and create.properties == {"ImageId": "m-1"}
+    update = parse_request(
         {**EVENT, "RequestType": "Update", "PhysicalResourceId": "m-2", "OldResourceProperties": {"ImageId": "m-0"}}
     )
-    assert request.request_type == "Update"
-    assert request.physical_resource_id == "m-2"
-    assert request.old_resource_properties == {"ImageId": "m-0"}
-    assert request.intranet_response_url.startswith("https://ros-intranet")
+    assert isinstance(update, UpdateRequest)
+    assert update.physical_resource_id == "m-2"
+    assert update.old_properties == {"ImageId": "m-0"}
+    assert update.intranet_response_url.startswith("https://ros-intranet")
+    delete = parse_request({**EVENT, "RequestType": "Delete"})
+    assert isinstance(delete, DeleteRequest)
+    assert delete.physical_resource_id is None  # after a timed-out Create ROS may send none
+    assert delete.answer_id == create.failed_create_id
+
+
+def test_an_update_without_a_physical_id_is_malformed():
+    with pytest.raises(InvalidRequest, match="PhysicalResourceId"):
+        parse_request({**EVENT, "RequestType": "Update"})
+
+
+def test_properties_must_be_an_object():
+    with pytest.raises(InvalidRequest, match="ResourceProperties must be a JSON object"):
+        parse_request({**EVENT, "ResourceProperties": ["ImageId"]})
 
 
 @pytest.mark.parametrize("field", ["RequestType", "StackId", "RequestId", "LogicalResourceId", "ResponseURL"])
@@ -80,7 +100,7 @@ def test_long_reason_is_cut_from_its_end_to_fit_4096_bytes():
 
 
 def test_physical_id_is_cut_to_255_bytes_and_marker_is_recognisable():
-    marker = failed_create_id("r" * 400)
+    marker = parse_request({**EVENT, "RequestId": "r" * 400}).failed_create_id
     assert marker.startswith("copyimage-failed-")
     assert len(marker.encode()) == 255
     body = json.loads(response_body(parse_request(EVENT), Answer("SUCCESS", "\u00e9" * 300)))

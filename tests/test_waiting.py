@@ -1,97 +1,243 @@
-"""When to look at a copy again, and what survives between invocations."""
+"""Waiting as a pure decision: the schedule, the budget, the deadline and ownership, with plain numbers."""
 
+from __future__ import annotations
+
+import math
 from dataclasses import replace
 
 import pytest
 from copyimage.errors import InvalidRequest
 from copyimage.waiting import (
-    MAX_CHECK_DELAY,
-    MIN_CHECK_DELAY,
+    LATE_AFTER_SECONDS,
+    MAX_DELAY,
+    MAX_RETRY_SECONDS,
+    UNSEEN_MISSES,
     Budget,
-    WaitState,
-    continuation_payload,
-    continuation_state,
-    next_check_delay,
-    retry_delay,
-    wrapped_request,
+    Finish,
+    HandOver,
+    LookAgain,
+    Seen,
+    Stop,
+    Wait,
+    answered_mark,
+    decide,
+    next_look,
 )
 
-
-def test_first_looks_come_within_seconds():
-    assert next_check_delay(0, 0) == MIN_CHECK_DELAY
-    assert next_check_delay(2, 20) < 10  # a quick copy: next look soon
-    assert next_check_delay(0.05, 0) == MIN_CHECK_DELAY  # 0% right after the start says nothing yet
-    assert next_check_delay(8, 0) == 8  # still 0%: double the wait
-
-
-def test_delay_follows_the_estimated_time_left():
-    # 50% after 600 s: about 600 s left, look again at 80% of it.
-    assert next_check_delay(600, 50) == pytest.approx(0.8 * 600 * 49.5 / 50.5)
-    # nearly done: never sooner than 1% of the copy's age
-    assert next_check_delay(3500, 99) == pytest.approx(35.0)
+T0 = 1_000_000.0
+LIMIT = 43_200.0
+OWNER = "w-first"
+NO_INLINE = Budget(inline_until=0.0)  # every wait is handed over
+ROOMY = Budget(inline_until=math.inf)  # every wait happens inline
 
 
-def test_delay_never_exceeds_the_copy_age_nor_fcs_limit():
-    assert next_check_delay(100, 1) == 100  # estimate says ~80 min, but the rate may change: look after 100 s
-    assert next_check_delay(30000, 1) == MAX_CHECK_DELAY
+def create_wait(**changes) -> Wait:
+    wait = Wait.begin(T0, LIMIT, owner=OWNER)
+    return replace(wait, started_at=T0, state={"image_id": "m-1"}, **changes)
 
 
-def test_unknown_progress_doubles_the_wait():
-    assert next_check_delay(300, None) == 300
+def pending(percent: int | None = 10, mark: str | None = OWNER) -> Seen:
+    return Seen("pending", mark, percent=percent, detail="Creating")
 
 
-def test_simulated_hour_long_copy_needs_few_looks_and_notices_the_end_quickly():
-    duration, t, looks = 3600.0, 2.0, 0
+# --- the schedule -------------------------------------------------------------------------------------------
+
+
+def test_at_zero_percent_the_wait_grows_with_the_age():
+    assert next_look((), T0, T0) == 2.0  # the first look comes within seconds
+    assert next_look(((T0 + 2, 0),), T0, T0 + 2) == 4.0
+    assert next_look(((T0 + 600, 0),), T0, T0 + 600) == 1200.0  # queued: no need to look often
+
+
+def simulate(duration: float, queue: float = 0.0) -> tuple[int, float]:
+    """Looks and how late the end is noticed, for a steady copy of ``duration`` seconds after ``queue`` at 0%."""
+    t, samples, looks = 0.0, (), 0
     while True:
         looks += 1
-        progress = min(99, int(100 * t / duration))
-        if t >= duration:
+        percent = 0 if t < queue else min(100, int(100 * (t - queue) / (duration - queue)))
+        if percent >= 100:
+            return looks, t - duration
+        samples = (*samples, (t, percent))[-8:]
+        t += next_look(samples, 0.0, t)
+
+
+@pytest.mark.parametrize("duration", [300.0, 3600.0, 14_400.0, 43_200.0])
+def test_a_steady_copy_is_noticed_within_seconds_with_few_looks(duration):
+    looks, late = simulate(duration)
+    assert looks <= 25
+    assert 0 <= late <= 10
+
+
+def test_a_queue_at_zero_percent_costs_a_few_looks_more():
+    looks, late = simulate(3600.0, queue=600.0)
+    assert looks <= 25 and 0 <= late <= 10
+
+
+def test_a_rate_that_changes_drops_the_old_samples():
+    # 50% in the first 1000 s, then three times faster: a fit over all samples would be impossible.
+    samples = ((T0 + 200, 10), (T0 + 600, 30), (T0 + 1000, 50), (T0 + 1100, 65), (T0 + 1200, 80))
+    delay = next_look(samples, T0, T0 + 1200)
+    assert delay < 200  # the end (~T0 + 1333) is near at the new rate: far sooner than the old rate says
+
+
+def test_near_the_end_looks_split_the_window_of_the_next_percent():
+    # 1% per 100 s, 97% seen at T0 + 9700 exactly: the 98% boundary falls in [9800, 9900).
+    samples = tuple((T0 + 100 * p, p) for p in range(90, 98))
+    delay = next_look(samples, T0, T0 + 9700)
+    assert 0 < delay < 200
+
+
+# --- ownership ------------------------------------------------------------------------------------------------
+
+
+def test_a_look_that_owns_the_work_hands_over_and_claims_it():
+    decision = decide(create_wait(), pending(10), T0 + 60, NO_INLINE, "w-next")
+    assert isinstance(decision, HandOver)
+    assert decision.claim == "w-next"
+    assert decision.wait.owner == "w-next"
+    assert decision.wait.accepts == (OWNER, "w-next")  # the mark it was scheduled under, and its own
+    assert decision.wait.hop == 1 and decision.wait.due_at == T0 + 60 + decision.delay
+
+
+def test_a_mark_nobody_handed_over_stops_the_chain():
+    decision = decide(create_wait(), pending(10, mark="w-someone-else"), T0 + 60, NO_INLINE, "w-next")
+    assert isinstance(decision, Stop) and "another invocation owns" in decision.reason
+
+
+def test_a_failed_mark_leaves_a_working_chain():
+    first = decide(create_wait(), pending(10), T0 + 60, NO_INLINE, "w-1")
+    assert isinstance(first, HandOver)
+    # TagResources failed: the copy still carries OWNER when the next invocation looks, and again after that.
+    second = decide(first.wait, pending(20, mark=OWNER), T0 + 120, NO_INLINE, "w-2")
+    assert isinstance(second, HandOver) and second.wait.accepts == (OWNER, "w-2")
+    third = decide(second.wait, pending(30, mark=OWNER), T0 + 180, NO_INLINE, "w-3")
+    assert isinstance(third, HandOver)
+
+
+def test_of_two_twins_the_one_whose_mark_was_overwritten_stops():
+    wait = decide(create_wait(), pending(10), T0 + 60, NO_INLINE, "w-1").wait
+    twin_a = decide(wait, pending(20, mark="w-1"), T0 + 120, NO_INLINE, "w-a")
+    twin_b = decide(wait, pending(20, mark="w-1"), T0 + 120, NO_INLINE, "w-b")
+    assert isinstance(twin_a, HandOver) and isinstance(twin_b, HandOver)
+    # b marked last: a's next invocation finds b's token, b's finds its own.
+    assert isinstance(decide(twin_a.wait, pending(30, mark="w-b"), T0 + 180, NO_INLINE, "x"), Stop)
+    assert isinstance(decide(twin_b.wait, pending(30, mark="w-b"), T0 + 180, NO_INLINE, "x"), HandOver)
+
+
+def test_an_answered_mark_stops_a_replay_and_repeats_the_answer_to_a_redelivered_request():
+    ready = Seen("ready", answered_mark(T0), physical_id="m-1", data={"ImageId": "m-1"})
+    replay = replace(create_wait(), found=True, hop=3, owner="w-3", accepts=("w-2", "w-3"))
+    assert isinstance(decide(replay, ready, T0 + 999, NO_INLINE, "x"), Stop)
+    redelivered = decide(create_wait(), ready, T0 + 999, NO_INLINE, "x")
+    assert isinstance(redelivered, Finish) and redelivered.ok and redelivered.physical_id == "m-1"
+
+
+def test_waits_without_an_owner_ignore_marks():
+    delete_wait = Wait.begin(T0, 3600.0)
+    decision = decide(delete_wait, Seen("pending", "w-anything", after=5.0), T0, NO_INLINE, "x")
+    assert isinstance(decision, HandOver) and decision.claim is None and decision.delay == 5
+
+
+# --- budget, deadline, FC's bounds ------------------------------------------------------------------------------
+
+
+def test_short_waits_happen_inline_and_long_ones_are_handed_over():
+    budget = Budget(inline_until=T0 + 20)
+    assert isinstance(decide(create_wait(), pending(0), T0 + 2, budget, "x"), LookAgain)
+    assert isinstance(decide(create_wait(), pending(0), T0 + 19, budget, "x"), HandOver)
+
+
+def test_without_hand_over_the_last_look_comes_at_the_end_of_the_budget_then_it_fails():
+    budget = Budget(inline_until=T0 + 100, can_defer=False)
+    last = decide(create_wait(), pending(5), T0 + 90, budget, "x")
+    assert isinstance(last, LookAgain) and last.delay == pytest.approx(10)
+    failed = decide(create_wait(), pending(5), T0 + 100, budget, "x")
+    assert isinstance(failed, Finish) and not failed.ok and failed.discard
+    assert "cannot invoke itself" in failed.detail
+
+
+@pytest.mark.parametrize("age", [0.2, 5_000.0, 40_000.0])
+def test_every_hand_over_delay_is_a_whole_number_within_fcs_documented_range(age):
+    decision = decide(create_wait(), pending(0), T0 + age, NO_INLINE, "x")
+    assert isinstance(decision, HandOver)
+    assert isinstance(decision.delay, int) and 1 <= decision.delay <= MAX_DELAY
+
+
+def test_the_deadline_gives_up_and_discards():
+    decision = decide(create_wait(), pending(42), T0 + LIMIT, NO_INLINE, "x")
+    assert isinstance(decision, Finish) and not decision.ok and decision.discard
+    assert "gave up after waiting 43200 s" in decision.detail and "42%" in decision.detail
+
+
+def test_the_last_look_comes_at_the_deadline():
+    decision = decide(create_wait(), pending(1), T0 + LIMIT - 30, NO_INLINE, "x")
+    assert isinstance(decision, HandOver) and decision.delay == 30
+
+
+# --- trouble -----------------------------------------------------------------------------------------------------
+
+
+def test_refusals_are_tried_again_later_doubling_and_claiming_nothing():
+    wait = create_wait()
+    delays = []
+    for _ in range(7):
+        decision = decide(wait, Seen("unreachable", detail="Throttling"), T0 + 100, NO_INLINE, "x")
+        assert isinstance(decision, HandOver) and decision.claim is None
+        assert decision.wait.accepts == wait.accepts and decision.wait.owner == OWNER
+        delays.append(decision.delay)
+        wait = decision.wait
+    assert delays == [30, 60, 120, 240, 480, MAX_RETRY_SECONDS, MAX_RETRY_SECONDS]
+
+
+def test_refusals_past_the_deadline_fail_with_the_code():
+    decision = decide(create_wait(), Seen("unreachable", detail="Throttling"), T0 + LIMIT, NO_INLINE, "x")
+    assert isinstance(decision, Finish) and not decision.ok and "Throttling" in decision.detail
+
+
+def test_failed_work_fails_the_request_and_discards_it():
+    decision = decide(create_wait(), Seen("failed", OWNER, detail="ended CreateFailed"), T0, NO_INLINE, "x")
+    assert isinstance(decision, Finish) and not decision.ok and decision.discard
+
+
+# --- work that is not (or no longer) listed ---------------------------------------------------------------------
+
+
+def test_work_never_seen_is_looked_for_a_while_then_left_to_whoever_saw_it():
+    wait, decisions = create_wait(), []
+    for _ in range(UNSEEN_MISSES + 1):
+        decision = decide(wait, Seen("missing"), T0, NO_INLINE, "x")
+        decisions.append(decision)
+        if not isinstance(decision, HandOver):
             break
-        t += next_check_delay(t, progress)
-    assert looks <= 20
-    assert t - duration <= 72  # 2% of the copy's duration
+        assert decision.claim is None
+        wait = decision.wait
+    assert [d.delay for d in decisions[:-1]] == [2, 4, 8, 16, 32, 64]
+    assert isinstance(decisions[-1], Stop)
 
 
-def test_retry_delay_doubles_and_is_capped():
-    assert [retry_delay(n) for n in range(6)] == [30, 60, 120, 240, 480, 600]
+def test_work_that_vanishes_after_it_was_seen_fails_the_request_once_confirmed():
+    seen_before = replace(create_wait(), found=True, hop=2, due_at=T0 + 500)
+    again = decide(seen_before, Seen("missing"), T0 + 501, NO_INLINE, "x")
+    assert isinstance(again, HandOver) and again.delay == 2
+    failed = decide(again.wait, Seen("missing", detail="gone"), T0 + 503, NO_INLINE, "x")
+    assert isinstance(failed, Finish) and not failed.ok and not failed.discard and failed.detail == "gone"
 
 
-def test_budget_without_deferral_uses_the_whole_timeout_less_the_margin():
-    assert Budget.for_invocation(100.0, 60.0, 10.0, 20.0, can_defer=True).inline_until == 120.0
-    assert Budget.for_invocation(100.0, 60.0, 10.0, 20.0, can_defer=False).inline_until == 150.0
-    assert Budget.for_invocation(100.0, 15.0, 10.0, 20.0, can_defer=True).inline_until == 105.0
+def test_a_late_replay_that_finds_nothing_stops():
+    replay = replace(create_wait(), found=True, hop=2, due_at=T0 + 500)
+    decision = decide(replay, Seen("missing"), T0 + 500 + LATE_AFTER_SECONDS + 1, NO_INLINE, "x")
+    assert isinstance(decision, Stop) and "replay" in decision.reason
 
 
-def test_continuation_round_trip():
-    state = WaitState(began_at=10.0, image_id="m-1", copy_started_at=12.0, continuations=3, waiter="abc")
-    request = {"RequestType": "Create", "RequestId": "r"}
-    payload = continuation_payload(request, state)
-    assert (wrapped_request(payload), continuation_state(payload)) == (request, state)
-    assert (wrapped_request(request), continuation_state(request)) == (request, None)
+# --- what survives between invocations -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "wrapper",
-    [{"Version": 99, "Request": {}, "State": {"began_at": 1}}, {"Version": 1, "Request": {}}, {"Version": 1}],
-)
-def test_malformed_continuation_is_rejected(wrapper):
-    with pytest.raises(InvalidRequest):
-        continuation_state({"CopyImageContinuation": wrapper})
+def test_the_wait_survives_json():
+    wait = replace(create_wait(), hop=4, due_at=T0 + 9, found=True, samples=((T0, 1), (T0 + 5, 3)), retries=2)
+    assert Wait.from_json(wait.to_json()) == wait
 
 
-def test_a_continuation_without_its_request_cannot_be_answered():
-    with pytest.raises(InvalidRequest, match="carries no ROS request"):
-        wrapped_request({"CopyImageContinuation": {"Version": 1, "State": {}}})
-
-
-def test_a_chain_owns_the_wait_while_the_tag_holds_its_token_or_its_schedulers():
-    first = WaitState(began_at=0.0, image_id="m-1", copy_started_at=0.0, waiter="t0")
-    assert first.owns("t0")
-    assert first.owns(None)  # a first invocation: the tag may not be visible yet, or the wait was answered
-    assert not first.owns("t9")
-    second = first.handed_over("t1")
-    assert (second.waiter, second.previous_waiter, second.continuations) == ("t1", "t0", 1)
-    assert second.owns("t1") and second.owns("t0")  # scheduled before its scheduler marked the copy
-    assert not second.owns("t2")  # a newer chain took over
-    assert not second.owns(None)  # the wait was answered
-    assert replace(second, retries=3).handed_over("t2").retries == 0  # a look succeeded: the backoff resets
+@pytest.mark.parametrize("raw", [None, [], {"deadline": 1}, {"began_at": "x", "deadline": 1}])
+def test_a_malformed_wait_is_refused(raw):
+    with pytest.raises(InvalidRequest, match="malformed continuation"):
+        Wait.from_json(raw)

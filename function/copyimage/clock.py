@@ -1,25 +1,42 @@
-"""Time as the handler sees it.
+"""The function's clock: the wall clock in production.
 
-In production this is the wall clock. The local cloud can run time faster (COPYIMAGE_TIME_SCALE) so
-that an hour-long copy plays out in seconds; every stand-in follows the same formula:
-virtual time = epoch + (wall time - epoch) * scale.
+Waiting is the provider's main job, so every wait goes through here and nowhere else. The local cloud runs
+the function in its own process and installs its virtual clock with :func:`install`; nothing in the
+function reads a setting that changes how time passes.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from typing import Protocol
 
 
-@dataclass(frozen=True)
-class Clock:
-    scale: float = 1.0
-    epoch: float = field(default=0.0)
-
+class Clock(Protocol):
     def now(self) -> float:
-        wall = time.time()
-        return self.epoch + (wall - self.epoch) * self.scale
+        """Seconds since the Unix epoch."""
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass."""
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
-            time.sleep(seconds / self.scale)
+            time.sleep(seconds)
+
+
+_installed: Clock = SystemClock()
+
+
+def current() -> Clock:
+    return _installed
+
+
+def install(clock: Clock) -> Clock:
+    """Use ``clock`` from now on (the local cloud's virtual clock); returns the one it replaces."""
+    global _installed
+    previous, _installed = _installed, clock
+    return previous

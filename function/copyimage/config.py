@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from copyimage.clock import Clock
 from copyimage.logs import logger
 from copyimage.retry import worst_case_seconds
 
 ROS_MAX_WAIT_SECONDS = 43200  # ROS's longest custom resource Timeout
+SETTINGS_HELP = "COPYIMAGE_RESPONSE_HOSTS"
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,13 @@ class Settings:
     response_hosts: frozenset[str] = frozenset()  # COPYIMAGE_RESPONSE_HOSTS: extra allowed response hosts
     function: FunctionIdentity | None = None  # from FC_*; None outside Function Compute
     defer: bool = True  # COPYIMAGE_DEFER=false: never re-invoke; long copies then fail before the timeout
-    inline_wait_seconds: float = 20.0  # how long one invocation may wait for a copy before deferring
+    inline_wait_seconds: float = 20.0  # how long one invocation may wait inline before it hands over
     deadline_margin_seconds: float = 15.0  # kept free before the function's timeout, for the answer
     max_wait_seconds: float = ROS_MAX_WAIT_SECONDS  # overall limit for one Create
+    cleanup_wait_seconds: float = 3600.0  # overall limit for one Update or Delete
     ecs_attempts: int = 4  # tries per ECS call on throttling and transient errors
     response_attempts: int = 6  # tries to deliver one answer to ROS
     http_timeout_seconds: float = 10.0  # per network call
-    clock: Clock = field(default_factory=Clock)
 
     @property
     def ecs_call_bound(self) -> float:
@@ -64,7 +64,7 @@ class Settings:
                 value = float(raw)
             except ValueError:
                 # A typo in the configuration must not leave every request unanswered.
-                logger.warning("ignoring a setting that is not a number", extra={"variable": name, "value": raw})
+                logger.warning("ignoring a setting that is not a number", extra={"variable": name, "value": raw[:100]})
                 return default
             return min(max(value, low), high)
 
@@ -77,7 +77,7 @@ class Settings:
                 service=env.get("FC_SERVICE_NAME") or None,
                 qualifier=env.get("FC_QUALIFIER") or None,
             )
-        hosts = frozenset(h.strip().lower() for h in env.get("COPYIMAGE_RESPONSE_HOSTS", "").split(",") if h.strip())
+        hosts = frozenset(h.strip().lower() for h in env.get(SETTINGS_HELP, "").split(",") if h.strip())
         return cls(
             ecs_endpoint=env.get("COPYIMAGE_ECS_ENDPOINT") or None,
             fc_endpoint=env.get("COPYIMAGE_FC_ENDPOINT") or None,
@@ -87,11 +87,8 @@ class Settings:
             inline_wait_seconds=number("COPYIMAGE_INLINE_WAIT_SECONDS", 20.0, 0.0, 3600.0),
             deadline_margin_seconds=number("COPYIMAGE_DEADLINE_MARGIN_SECONDS", 15.0, 1.0, 600.0),
             max_wait_seconds=number("COPYIMAGE_MAX_WAIT_SECONDS", ROS_MAX_WAIT_SECONDS, 1.0, ROS_MAX_WAIT_SECONDS),
+            cleanup_wait_seconds=number("COPYIMAGE_CLEANUP_WAIT_SECONDS", 3600.0, 1.0, ROS_MAX_WAIT_SECONDS),
             ecs_attempts=int(number("COPYIMAGE_ECS_ATTEMPTS", 4, 1, 10)),
             response_attempts=int(number("COPYIMAGE_RESPONSE_ATTEMPTS", 6, 1, 10)),
             http_timeout_seconds=number("COPYIMAGE_HTTP_TIMEOUT_SECONDS", 10.0, 1.0, 60.0),
-            clock=Clock(
-                scale=number("COPYIMAGE_TIME_SCALE", 1.0, 0.001, 1_000_000.0),
-                epoch=number("COPYIMAGE_TIME_EPOCH", 0.0, 0.0, 1e11),
-            ),
         )

@@ -1,4 +1,4 @@
-"""Typed errors. Each carries a message a person can act on; the protocol turns them into FAILED answers."""
+"""Typed errors. Each carries a message a person can act on; the framework turns them into FAILED answers."""
 
 from __future__ import annotations
 
@@ -6,16 +6,27 @@ from __future__ import annotations
 class ProviderError(Exception):
     """Base class: anything the provider reports back to ROS as the FAILED reason."""
 
+    code: str = ""  # the service's error code, when a service refused
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again later may succeed (the wait then goes on instead of failing)."""
+        return False
+
 
 class InvalidRequest(ProviderError):
     """The ROS request itself is unusable (missing fields, wrong types)."""
+
+
+class Unanswerable(InvalidRequest):
+    """No answer can ever reach ROS: the request has no usable ResponseURL. Nothing is done for it."""
 
 
 class InvalidProperty(ProviderError):
     """A resource property breaks a rule. Names the property so the template author can find it."""
 
     def __init__(self, name: str, rule: str) -> None:
-        super().__init__(f"Property {name}: {rule}")
+        super().__init__(f"Property {_short(name)}: {rule}")
         self.name = name
         self.rule = rule
 
@@ -33,6 +44,24 @@ class ReplacementRequired(ProviderError):
         self.names = names
 
 
+class TryLater(ProviderError):
+    """Not a failure yet: the work cannot go on now (throttling, a conflict, a service hiccup), but may later.
+
+    ``code`` is the service's error code, for the log and for the reason given if the wait runs out.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+TRANSIENT_CODES = frozenset({"ServiceUnavailable", "InternalError", "ConnectionError"})
+
+
 class EcsError(ProviderError):
     """An ECS API call failed; ``code`` is ECS's error code."""
 
@@ -48,30 +77,21 @@ class EcsError(ProviderError):
         """Worth retrying: throttling, a service hiccup, or no answer at all."""
         return (
             self.code.startswith("Throttling")
-            or self.code in {"ServiceUnavailable", "InternalError", "ConnectionError"}
+            or self.code in TRANSIENT_CODES
             or (self.status is not None and self.status >= 500)
         )
 
     @property
-    def quota(self) -> bool:
-        """A quota is used up (QuotaExceed.Image: the region's custom images): it will not free itself."""
-        return self.code.startswith("QuotaExceed")
+    def not_found(self) -> bool:
+        return self.code.endswith(".NotFound") or self.status == 404
 
 
 class CopyFailed(ProviderError):
     """The copy ended in a state it cannot leave (CreateFailed, UnAvailable, gone, or too slow)."""
 
 
-class CopyVanished(CopyFailed):
-    """The copy is gone: there is nothing left to clean up."""
-
-
-class ResponseRefused(ProviderError):
-    """ROS refused the answer for good (it stopped waiting, or the URL is not allowed)."""
-
-
 class InvocationFailed(ProviderError):
-    """Scheduling the next check through Function Compute failed."""
+    """Scheduling the next look through Function Compute failed."""
 
 
 def sdk_message(error: Exception) -> str:
@@ -82,9 +102,6 @@ def sdk_message(error: Exception) -> str:
     return str(getattr(error, "message", "") or error)
 
 
-class Deferred(Exception):
-    """Not an error: the wait goes on in a later invocation, and this one must not answer."""
-
-
-class Stale(Exception):
-    """Not an error: another invocation now owns this wait (a duplicate or superseded continuation)."""
+def _short(text: str, limit: int = 100) -> str:
+    """A name from the request, cut so that a huge one cannot flood a reason or a log line."""
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -24,9 +24,11 @@ from copyimage.logs import logger
 from copyimage.properties import CopyImageProperties
 from copyimage.retry import with_retries
 
-ALL_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed"  # DescribeImages defaults to Available only
+# DescribeImages lists only Available images unless asked; these are every status its reference documents.
+ALL_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
 IN_PROGRESS = frozenset({"Creating", "Waiting"})
 FAILED = frozenset({"CreateFailed", "UnAvailable"})
+USABLE = frozenset({"Available", "Deprecated"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class ImageView:
     @property
     def in_progress(self) -> bool:
         return self.status in IN_PROGRESS
+
+    @property
+    def usable(self) -> bool:
+        return self.status in USABLE
 
     @classmethod
     def from_api(cls, region: str, item: Mapping[str, Any]) -> ImageView:
@@ -81,6 +87,14 @@ class EcsImages:
 
     # -- reading ------------------------------------------------------------------------------------------
 
+    def regions(self, region: str) -> frozenset[str]:
+        """Every region ECS serves this account, from DescribeRegions asked in ``region``: always current, so a
+        region added later is known at once."""
+        request = ecs.DescribeRegionsRequest(accept_language="en-US")
+        body = self._call("DescribeRegions", region, lambda c: c.describe_regions_with_options(request, self._runtime))
+        listed = (body.get("Regions") or {}).get("Region") or []
+        return frozenset(str(item["RegionId"]) for item in listed if item.get("RegionId"))
+
     def find(self, region: str, image_id: str) -> ImageView | None:
         """The image in any status, or None when it does not exist."""
         request = ecs.DescribeImagesRequest(region_id=region, image_id=image_id, status=ALL_STATUSES, page_size=10)
@@ -108,7 +122,7 @@ class EcsImages:
                 return found
             page += 1
 
-    def _describe(self, region: str, request: ecs.DescribeImagesRequest) -> dict:
+    def _describe(self, region: str, request: ecs.DescribeImagesRequest) -> dict[str, Any]:
         try:
             return self._call(
                 "DescribeImages", region, lambda c: c.describe_images_with_options(request, self._runtime)
@@ -128,7 +142,7 @@ class EcsImages:
             destination_region_id=props.destination_region_id,
             destination_image_name=props.destination_image_name,
             destination_description=props.destination_description,
-            encrypted=props.encrypted or None,
+            encrypted=props.encrypted,  # always sent: without it, ECS leaves encryption to its backend
             kmskey_id=props.kms_key_id,
             resource_group_id=props.resource_group_id,
             tag=[ecs.CopyImageRequestTag(key=k, value=v) for k, v in tags.items()] or None,
@@ -148,6 +162,7 @@ class EcsImages:
         self._call("DeleteImage", region, lambda c: c.delete_image_with_options(request, self._runtime))
 
     def delete_snapshot(self, region: str, snapshot_id: str, force: bool) -> None:
+        """DeleteSnapshot takes no RegionId: the region's endpoint selects it."""
         request = ecs.DeleteSnapshotRequest(snapshot_id=snapshot_id, force=force)
         self._call("DeleteSnapshot", region, lambda c: c.delete_snapshot_with_options(request, self._runtime))
 
@@ -197,10 +212,11 @@ class EcsImages:
             self._clients[region] = Client(config)
         return self._clients[region]
 
-    def _call(self, action: str, region: str, send: Callable[[Client], Any]) -> dict:
-        def once() -> dict:
+    def _call(self, action: str, region: str, send: Callable[[Client], Any]) -> dict[str, Any]:
+        def once() -> dict[str, Any]:
             try:
-                return send(self._client(region)).body.to_map()
+                body: dict[str, Any] = send(self._client(region)).body.to_map()
+                return body
             except AlibabaCloudException as error:
                 raise EcsError(
                     action, str(error.code), sdk_message(error), getattr(error, "status_code", None)
@@ -214,7 +230,6 @@ class EcsImages:
             once,
             attempts=self._settings.ecs_attempts,
             is_transient=lambda error: isinstance(error, EcsError) and error.transient,
-            sleep=self._settings.clock.sleep,
             on_retry=lambda attempt, error, pause: logger.warning(
                 "ECS call failed, retrying",
                 extra={"action": action, "error_code": getattr(error, "code", ""), "attempt": attempt},

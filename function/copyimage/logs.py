@@ -5,23 +5,24 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 
 
-class _StdoutHandler(logging.StreamHandler):
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """Writes to whatever sys.stdout is at the time, as FC collects it (and as test capture swaps it)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self) -> TextIO:
         return sys.stdout
 
     @stream.setter
-    def stream(self, _value) -> None:
+    def stream(self, _value: object) -> None:
         pass
 
 
@@ -29,27 +30,31 @@ logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ros-copy-imag
 
 
 def redact_url(url: object) -> str:
-    """A response URL without its query string, where the pre-signed credentials live."""
+    """A response URL without its query string (where the pre-signed credentials live) or userinfo."""
     if not isinstance(url, str) or not url:
         return "<none>"
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<malformed URL>"
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}{parts.path[:200]}"
 
 
-def bind_request(
-    *, request_type: str, request_id: str, stack_id: str, logical_resource_id: str, fc_request_id: str
-) -> None:
-    """Attach the ROS and FC ids to every line this invocation logs (thread-safe: FC may run several)."""
+def begin_invocation(fc_request_id: str) -> None:
+    """Start every invocation's log lines clean: nothing from the previous request, only this run's FC id."""
     logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(fc_request_id=fc_request_id)
+
+
+def bind_request(*, request_type: str, request_id: str, stack_id: str, logical_resource_id: str) -> None:
+    """Attach the ROS ids to every further line of this invocation (thread-safe: FC may run several)."""
     logger.thread_safe_append_keys(
         correlation_id=request_id,
         ros_request_id=request_id,
         stack_id=stack_id,
         logical_resource_id=logical_resource_id,
         request_type=request_type,
-        fc_request_id=fc_request_id,
     )
 
 

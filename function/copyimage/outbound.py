@@ -1,128 +1,198 @@
 """The function's calls to the outside, apart from ECS: answering ROS, and invoking itself later.
 
-Every call has a timeout and bounded, jittered retries. Endpoints come from Settings, so tests and
-the local cloud point them at loopback without touching this code.
+Every call has a timeout and bounded, jittered retries. Endpoints come from Settings, so tests and the local
+cloud point them at loopback without touching this code.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Literal
 from urllib.parse import urlsplit
 
-from copyimage.config import FunctionIdentity, Settings
+from copyimage.config import SETTINGS_HELP, FunctionIdentity, Settings
 from copyimage.credentials import Credentials
-from copyimage.errors import InvocationFailed, ProviderError, ResponseRefused, sdk_message
+from copyimage.errors import InvocationFailed, sdk_message
 from copyimage.logs import logger, redact_url
 from copyimage.retry import with_retries
+from copyimage.waiting import MAX_DELAY, MIN_DELAY
 
-MAX_ASYNC_DELAY_SECONDS = 3600  # FC's limit for x-fc-async-delay
 MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
+ALIBABA_SUFFIX = ".aliyuncs.com"
 
 
-# --- answering ROS -------------------------------------------------------------------------------------
+# --- where answers may go --------------------------------------------------------------------------------------
+
+
+def url_refusal(url: str, listed_hosts: frozenset[str]) -> str | None:
+    """Why an answer must never be sent to ``url``, or None when it may be.
+
+    Allowed: https on a host under .aliyuncs.com (ROS documents a pre-signed URL, not its host), or a host the
+    operator listed in COPYIMAGE_RESPONSE_HOSTS (there http is allowed too). Never: credentials in the URL, or
+    an IP address nobody listed.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "it is not a valid URL"
+    host = (parts.hostname or "").lower()
+    if not host:
+        return "it has no host"
+    if parts.username is not None or parts.password is not None:
+        return "it carries credentials (user:password@)"
+    netloc = f"{host}:{port}" if port else host
+    if host in listed_hosts or netloc in listed_hosts:
+        return None if parts.scheme in ("https", "http") else f"its scheme {parts.scheme!r} is neither https nor http"
+    if _is_ip(host):
+        return f"its host {host} is an IP address not listed in {SETTINGS_HELP}"
+    if parts.scheme != "https":
+        return f"its scheme is {parts.scheme!r}: only https is allowed for hosts not listed in {SETTINGS_HELP}"
+    if not host.endswith(ALIBABA_SUFFIX):
+        return f"its host {host} is not under {ALIBABA_SUFFIX} nor listed in {SETTINGS_HELP}"
+    return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def answer_urls(response_url: str, intranet_url: str | None, settings: Settings) -> list[str]:
+    """The response URLs an answer may go to, public first; each refused one is logged (never its query)."""
+    allowed = []
+    for url in (response_url, intranet_url):
+        if not url:
+            continue
+        refusal = url_refusal(url, settings.response_hosts)
+        if refusal is None:
+            allowed.append(url)
+        else:
+            logger.error(
+                f"response URL refused: {refusal}; {SETTINGS_HELP} lists further allowed hosts",
+                extra={"response_url": redact_url(url)},
+            )
+    return allowed
+
+
+# --- answering ROS ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How sending one answer ended."""
+
+    outcome: Literal["delivered", "refused", "undelivered"]
+    detail: str = ""
 
 
 class _Transient(Exception):
     """A delivery attempt that may succeed if tried again."""
 
 
-def response_url_allowed(url: str, extra_hosts: frozenset[str]) -> bool:
-    """https on an Alibaba Cloud host, or a host the operator listed (where http is allowed too)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if not host:
-        return False
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    if host in extra_hosts or netloc in extra_hosts:
-        return parts.scheme in ("https", "http")
-    return parts.scheme == "https" and host.endswith(".aliyuncs.com")
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is not a delivery: following it would send the answer (as a GET) wherever the redirect says."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
-def deliver_answer(body: bytes, response_url: str, intranet_url: str | None, settings: Settings) -> None:
-    """POST the answer to ROS. Raises ResponseRefused when ROS will never take it, ProviderError when it
-    could not be delivered after every retry."""
-    candidates = []
-    for url in (response_url, intranet_url):
-        if not url:
-            continue
-        if response_url_allowed(url, settings.response_hosts):
-            candidates.append(url)
-        else:
-            logger.error(
-                "response URL refused: not https on *.aliyuncs.com nor in COPYIMAGE_RESPONSE_HOSTS",
-                extra={"response_url": redact_url(url)},
-            )
-    if not candidates:
-        raise ResponseRefused("no allowed response URL: refusing to send the answer anywhere else")
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
+def deliver_answer(body: bytes, urls: list[str], settings: Settings) -> Delivery:
+    """POST the answer to ROS: retried on no answer, 3xx, 429 and 5xx; the intranet URL when the public one fails."""
+    if not urls:
+        return Delivery("refused", "no allowed response URL")
     current = {"index": 0}
 
-    def attempt() -> None:
-        url = candidates[current["index"]]
+    def attempt() -> str:
+        url = urls[current["index"]]
         try:
             status = _post_json(url, body, settings.http_timeout_seconds)
         except Exception as error:  # no answer at all; the message could carry the URL: keep only the type
-            if current["index"] + 1 < len(candidates):
-                current["index"] += 1  # the public URL cannot be reached: try the intranet one
-            raise _Transient(f"{redact_url(url)} unreachable ({type(error).__name__})") from None
-        if 200 <= status < 300:
-            logger.info("answer delivered", extra={"response_url": redact_url(url), "http_status": status})
-            return
-        if status == 429 or status >= 500:
-            raise _Transient(f"{redact_url(url)} answered HTTP {status}")
-        raise ResponseRefused(f"ROS refused the answer with HTTP {status}")
+            problem = f"{redact_url(url)} unreachable ({type(error).__name__})"
+        else:
+            if 200 <= status < 300:
+                logger.info("answer delivered", extra={"response_url": redact_url(url), "http_status": status})
+                return url
+            if not (300 <= status < 400 or status == 429 or status >= 500):
+                raise _Refused(f"ROS refused the answer with HTTP {status}")
+            problem = f"{redact_url(url)} answered HTTP {status}"
+        if current["index"] + 1 < len(urls):
+            current["index"] += 1  # the public URL does not take it: try the intranet one
+        raise _Transient(problem)
 
     try:
         with_retries(
             attempt,
             attempts=settings.response_attempts,
             is_transient=lambda error: isinstance(error, _Transient),
-            sleep=settings.clock.sleep,
             on_retry=lambda n, error, pause: logger.warning(
                 "answer not delivered, retrying", extra={"attempt": n, "error": str(error), "pause_seconds": pause}
             ),
         )
+    except _Refused as refused:
+        return Delivery("refused", str(refused))
     except _Transient as error:
-        raise ProviderError(
-            f"the answer could not be delivered after {settings.response_attempts} tries: {error}"
-        ) from None
+        return Delivery(
+            "undelivered", f"the answer could not be delivered after {settings.response_attempts} tries: {error}"
+        )
+    return Delivery("delivered")
+
+
+class _Refused(Exception):
+    """ROS answered, and will never take this answer."""
 
 
 def _post_json(url: str, body: bytes, timeout: float) -> int:
-    request = urllib.request.Request(  # noqa: S310 - scheme and host checked by response_url_allowed
+    request = urllib.request.Request(  # noqa: S310 - scheme and host checked by url_refusal
         url,
         data=body,
         method="POST",
         headers={"Content-Type": "application/json", "Date": formatdate(usegmt=True)},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310
-            return reply.status
+        with _OPENER.open(request, timeout=timeout) as reply:
+            return int(reply.status)
     except urllib.error.HTTPError as error:
-        return error.code
+        return int(error.code)
 
 
-# --- invoking this function again ----------------------------------------------------------------------
+# --- invoking this function again ------------------------------------------------------------------------------
 
 
 def invoke_later(
-    identity: FunctionIdentity, payload: dict, delay_seconds: float, credentials: Credentials, settings: Settings
+    identity: FunctionIdentity,
+    payload: dict[str, object],
+    delay_seconds: int,
+    credentials: Credentials,
+    settings: Settings,
 ) -> None:
-    """Schedule an asynchronous invocation of this very function after ``delay_seconds``."""
+    """Schedule an asynchronous invocation of this very function after ``delay_seconds`` (a whole number of
+    seconds within FC's documented range)."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     if len(body) > MAX_ASYNC_PAYLOAD_BYTES:
         raise InvocationFailed(f"the continuation is {len(body)} bytes, over FC's async limit")
-    delay = str(max(0, min(MAX_ASYNC_DELAY_SECONDS, round(delay_seconds))))
+    if not MIN_DELAY <= delay_seconds <= MAX_DELAY:
+        raise ValueError(f"x-fc-async-delay {delay_seconds} is outside [{MIN_DELAY}, {MAX_DELAY}]")
+    delay = str(delay_seconds)
     if identity.service:
-        call, attempts = (lambda: _invoke_fc2(identity, body, delay, credentials, settings)), 1  # fc2 retries itself
+        attempts = 1  # fc2 retries by itself
+        call = lambda: _invoke_fc2(identity, body, delay, credentials, settings)  # noqa: E731
     else:
-        call, attempts = (lambda: _invoke_fc3(identity, body, delay, credentials, settings)), settings.ecs_attempts
+        attempts = settings.ecs_attempts
+        call = lambda: _invoke_fc3(identity, body, delay, credentials, settings)  # noqa: E731
     try:
-        with_retries(
-            call, attempts=attempts, is_transient=lambda e: isinstance(e, _Transient), sleep=settings.clock.sleep
-        )
+        with_retries(call, attempts=attempts, is_transient=lambda e: isinstance(e, _Transient))
     except _Transient as error:
         raise InvocationFailed(f"{error} (after {attempts} tries)") from None
 
@@ -160,6 +230,8 @@ def _invoke_fc3(
         client.invoke_function_with_options(
             identity.name,
             fc_models.InvokeFunctionRequest(body=body),
+            # FC 3.0's API reference and SDK model do not list x-fc-async-delay; its async overview documents
+            # it (range (0, 3600) s), so it goes in as a common header.
             fc_models.InvokeFunctionHeaders(x_fc_invocation_type="Async", common_headers={"x-fc-async-delay": delay}),
             RuntimeOptions(autoretry=False, connect_timeout=timeout_ms, read_timeout=timeout_ms),
         )

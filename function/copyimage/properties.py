@@ -7,7 +7,7 @@ resource accepts is accepted here, and a mistake is named here instead of deep i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 from copyimage.errors import InvalidProperty
@@ -22,7 +22,14 @@ RESERVED_TAG_COUNT = 3
 USER_TAG_LIMIT = ECS_TAG_LIMIT - RESERVED_TAG_COUNT
 
 # Changing any of these needs a new copy; the rest can be changed on the existing one.
-REPLACEMENT_PROPERTIES = ("ImageId", "SourceRegionId", "DestinationRegionId", "Encrypted", "KMSKeyId")
+REPLACEMENT_PROPERTIES = (
+    "ImageId",
+    "SourceRegionId",
+    "DestinationRegionId",
+    "Encrypted",
+    "KMSKeyId",
+    "AllowCopyInSameRegion",
+)
 
 _IMAGE_ID = re.compile(r"m-[0-9A-Za-z]{1,62}")
 _REGION_ID = re.compile(r"[a-z]{2,}(-[a-z0-9]+){1,5}")
@@ -48,9 +55,15 @@ class CopyImageProperties:
     kms_key_id: str | None = None
     resource_group_id: str | None = None
     tags: tuple[Tag, ...] = ()
+    allow_copy_in_same_region: bool = False
     retain_on_delete: bool = False
     force_delete: bool = False
     delete_snapshots: bool = False
+
+    @property
+    def copies(self) -> bool:
+        """False when AllowCopyInSameRegion asks for the source image itself instead of a copy."""
+        return not (self.allow_copy_in_same_region and self.source_region_id == self.destination_region_id)
 
     def property_value(self, name: str) -> object:
         """The value of a template property, by its template name."""
@@ -71,6 +84,7 @@ _ATTRIBUTE_OF = {
     "KMSKeyId": "kms_key_id",
     "ResourceGroupId": "resource_group_id",
     "Tag": "tags",
+    "AllowCopyInSameRegion": "allow_copy_in_same_region",
     "RetainOnDelete": "retain_on_delete",
     "ForceDelete": "force_delete",
     "DeleteSnapshots": "delete_snapshots",
@@ -85,16 +99,15 @@ def is_image_id(value: object) -> bool:
     return isinstance(value, str) and _IMAGE_ID.fullmatch(value) is not None
 
 
-def parse_properties(raw: object, default_region: str) -> CopyImageProperties:
-    """Validate ``ResourceProperties`` and return the model, or raise InvalidProperty naming the first fault."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise InvalidProperty("ResourceProperties", "must be a JSON object of properties")
-    unknown = sorted(name for name in raw if name not in _ATTRIBUTE_OF and name not in _IGNORED_PROPERTIES)
+def parse_properties(raw: Mapping[str, object], default_region: str) -> CopyImageProperties:
+    """Validate ``ResourceProperties`` and return the model, or raise InvalidProperty naming the first fault.
+
+    Every check is linear in the size of the input, so a huge list or string is refused at once.
+    """
+    unknown = [name for name in raw if name not in _ATTRIBUTE_OF and name not in _IGNORED_PROPERTIES]
     if unknown:
         raise InvalidProperty(
-            unknown[0], f"is not a property of Custom::CopyImage (known: {', '.join(KNOWN_PROPERTIES)})"
+            min(unknown), f"is not a property of Custom::CopyImage (known: {', '.join(KNOWN_PROPERTIES)})"
         )
 
     encrypted = bool(_boolean(raw, "Encrypted"))
@@ -102,12 +115,11 @@ def parse_properties(raw: object, default_region: str) -> CopyImageProperties:
     if kms_key_id is not None and not encrypted:
         raise InvalidProperty("KMSKeyId", "takes effect only with Encrypted: true")
     return CopyImageProperties(
-        image_id=_matching(
-            raw, "ImageId", _IMAGE_ID, "must be a custom image id, 'm-' followed by letters and digits", required=True
+        image_id=_required(
+            _matching(raw, "ImageId", _IMAGE_ID, "must be a custom image id, 'm-' followed by letters and digits"),
+            "ImageId",
         ),
-        destination_region_id=_matching(
-            raw, "DestinationRegionId", _REGION_ID, "must be a region id such as cn-shanghai", required=True
-        ),
+        destination_region_id=_destination_region(raw),
         source_region_id=_matching(raw, "SourceRegionId", _REGION_ID, "must be a region id such as cn-hangzhou")
         or _default_region(default_region),
         destination_image_name=_image_name(raw),
@@ -121,6 +133,7 @@ def parse_properties(raw: object, default_region: str) -> CopyImageProperties:
             "must be a resource group id, 'rg-' followed by letters and digits",
         ),
         tags=_tags(raw.get("Tag")),
+        allow_copy_in_same_region=bool(_boolean(raw, "AllowCopyInSameRegion")),
         retain_on_delete=bool(_boolean(raw, "RetainOnDelete")),
         force_delete=bool(_boolean(raw, "ForceDelete")),
         delete_snapshots=bool(_boolean(raw, "DeleteSnapshots")),
@@ -132,30 +145,33 @@ class DeleteOptions:
     """What a Delete needs from the properties."""
 
     destination_region_id: str
+    copies: bool = True  # False: AllowCopyInSameRegion made no copy, and there is nothing of ours to remove
     retain_on_delete: bool = False
     force_delete: bool = False
     delete_snapshots: bool = False
 
 
-def parse_delete_options(raw: object) -> DeleteOptions:
+def parse_delete_options(raw: Mapping[str, object], default_region: str) -> DeleteOptions:
     """Read only what a Delete needs, so that a property a failed Update broke cannot block the Delete.
 
     RetainOnDelete stays strict: reading a misspelt value as false would delete an image meant to be kept.
     """
-    raw = raw if isinstance(raw, Mapping) else {}
 
-    def optional(name: str) -> bool:
+    def lenient(read: Callable[[], object], default: object) -> object:
         try:
-            return bool(_boolean(raw, name))
+            return read()
         except InvalidProperty:
-            return False
+            return default
 
-    region = _matching(raw, "DestinationRegionId", _REGION_ID, "must be a region id such as cn-shanghai", required=True)
+    region = _destination_region(raw)
+    source = lenient(lambda: _matching(raw, "SourceRegionId", _REGION_ID, "") or default_region, default_region)
+    same_region_allowed = bool(lenient(lambda: _boolean(raw, "AllowCopyInSameRegion"), False))
     return DeleteOptions(
         destination_region_id=region,
+        copies=not (same_region_allowed and source == region),
         retain_on_delete=bool(_boolean(raw, "RetainOnDelete")),
-        force_delete=optional("ForceDelete"),
-        delete_snapshots=optional("DeleteSnapshots"),
+        force_delete=bool(lenient(lambda: _boolean(raw, "ForceDelete"), False)),
+        delete_snapshots=bool(lenient(lambda: _boolean(raw, "DeleteSnapshots"), False)),
     )
 
 
@@ -170,7 +186,7 @@ def _default_region(region: str) -> str:
     return region
 
 
-def _text(raw: Mapping, name: str, low: int, high: int) -> str | None:
+def _text(raw: Mapping[str, object], name: str, low: int, high: int) -> str | None:
     value = raw.get(name)
     if value is None or value == "":
         return None
@@ -181,18 +197,27 @@ def _text(raw: Mapping, name: str, low: int, high: int) -> str | None:
     return value
 
 
-def _matching(raw: Mapping, name: str, pattern: re.Pattern, rule: str, required: bool = False) -> str | None:
-    value = _text(raw, name, 1, 128)
+def _required(value: str | None, name: str) -> str:
     if value is None:
-        if required:
-            raise InvalidProperty(name, "is required")
-        return None
-    if not pattern.fullmatch(value):
-        raise InvalidProperty(name, f"{rule}, got {value!r}")
+        raise InvalidProperty(name, "is required")
     return value
 
 
-def _boolean(raw: Mapping, name: str) -> bool | None:
+def _destination_region(raw: Mapping[str, object]) -> str:
+    rule = "must be a region id such as cn-shanghai"
+    return _required(_matching(raw, "DestinationRegionId", _REGION_ID, rule), "DestinationRegionId")
+
+
+def _matching(raw: Mapping[str, object], name: str, pattern: re.Pattern[str], rule: str) -> str | None:
+    value = _text(raw, name, 1, 128)
+    if value is None:
+        return None
+    if not pattern.fullmatch(value):
+        raise InvalidProperty(name, f"{rule}, got {value[:128]!r}")
+    return value
+
+
+def _boolean(raw: Mapping[str, object], name: str) -> bool | None:
     value = raw.get(name)
     if value is None or value == "":
         return None
@@ -200,7 +225,7 @@ def _boolean(raw: Mapping, name: str) -> bool | None:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise InvalidProperty(name, f"must be true or false, got {value!r}")
+    raise InvalidProperty(name, f"must be true or false, got {str(value)[:40]!r}")
 
 
 def _no_link(name: str, value: str) -> None:
@@ -208,7 +233,7 @@ def _no_link(name: str, value: str) -> None:
         raise InvalidProperty(name, "must not start with http:// or https://")
 
 
-def _image_name(raw: Mapping) -> str | None:
+def _image_name(raw: Mapping[str, object]) -> str | None:
     name = _text(raw, "DestinationImageName", 2, 128)
     if name is None:
         return None
@@ -224,7 +249,7 @@ def _image_name(raw: Mapping) -> str | None:
     return name
 
 
-def _description(raw: Mapping) -> str | None:
+def _description(raw: Mapping[str, object]) -> str | None:
     description = _text(raw, "DestinationDescription", 2, 256)
     if description is not None:
         _no_link("DestinationDescription", description)
@@ -237,12 +262,18 @@ def _tags(value: object) -> tuple[Tag, ...]:
         return ()
     if not isinstance(value, list):
         raise InvalidProperty("Tag", "must be a list of {Key, Value} objects")
+    items = [item for item in value if not (isinstance(item, str) and not item.strip())]  # [""]: an empty list
+    if len(items) > USER_TAG_LIMIT:
+        raise InvalidProperty(
+            "Tag",
+            f"has {len(items)} tags; at most {USER_TAG_LIMIT} are allowed, because ECS allows {ECS_TAG_LIMIT} per "
+            f"image and the provider keeps {RESERVED_TAG_COUNT} for itself",
+        )
     tags: list[Tag] = []
-    for index, item in enumerate(value, start=1):
+    seen: set[str] = set()
+    for index, item in enumerate(items, start=1):
         where = f"Tag[{index}]"
         if isinstance(item, str):
-            if not item.strip():
-                continue  # an empty CommaDelimitedList arrives as [""]
             key, _, tag_value = item.partition("=")
             item = {"Key": key.strip(), "Value": tag_value.strip()}
         if not isinstance(item, Mapping):
@@ -250,31 +281,22 @@ def _tags(value: object) -> tuple[Tag, ...]:
         extra = sorted(set(item) - {"Key", "Value"})
         if extra:
             raise InvalidProperty(f"{where}.{extra[0]}", "is not a tag field (use Key and Value)")
-        tags.append(_tag(where, item.get("Key"), item.get("Value")))
-    keys = [tag.key for tag in tags]
-    duplicated = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicated:
-        raise InvalidProperty("Tag", f"key {duplicated[0]!r} appears more than once")
-    if len(tags) > USER_TAG_LIMIT:
-        raise InvalidProperty(
-            "Tag",
-            f"has {len(tags)} tags; at most {USER_TAG_LIMIT} are allowed, because ECS allows {ECS_TAG_LIMIT} per image "
-            f"and the provider keeps {RESERVED_TAG_COUNT} for itself",
-        )
+        tag = _tag(where, item.get("Key"), item.get("Value"))
+        if tag.key in seen:
+            raise InvalidProperty("Tag", f"key {tag.key!r} appears more than once")
+        seen.add(tag.key)
+        tags.append(tag)
     return tuple(tags)
 
 
 def _tag(where: str, key: object, value: object) -> Tag:
+    """The native resource's rules: neither key nor value starts with aliyun or acs:, nor holds http(s)://."""
     if not isinstance(key, str) or not key:
         raise InvalidProperty(f"{where}.Key", "is required and must be a non-empty string")
     if len(key) > 128:
         raise InvalidProperty(f"{where}.Key", f"must be at most 128 characters, got {len(key)}")
-    lowered = key.lower()
-    if lowered.startswith(("aliyun", "acs:")):
-        raise InvalidProperty(f"{where}.Key", "must not start with aliyun or acs:")
-    if "http://" in lowered or "https://" in lowered:
-        raise InvalidProperty(f"{where}.Key", "must not contain http:// or https://")
-    if lowered.startswith(RESERVED_TAG_PREFIX):
+    _tag_text(f"{where}.Key", key)
+    if key.lower().startswith(RESERVED_TAG_PREFIX):
         raise InvalidProperty(f"{where}.Key", f"must not start with {RESERVED_TAG_PREFIX} (kept for the provider)")
     if value is None:
         value = ""
@@ -284,6 +306,13 @@ def _tag(where: str, key: object, value: object) -> Tag:
         raise InvalidProperty(f"{where}.Value", "must be a string")
     if len(value) > 128:
         raise InvalidProperty(f"{where}.Value", f"must be at most 128 characters, got {len(value)}")
-    if value.lower().startswith("acs:"):
-        raise InvalidProperty(f"{where}.Value", "must not start with acs:")
+    _tag_text(f"{where}.Value", value)
     return Tag(key, value)
+
+
+def _tag_text(where: str, text: str) -> None:
+    lowered = text.lower()
+    if lowered.startswith(("aliyun", "acs:")):
+        raise InvalidProperty(where, "must not start with aliyun or acs:")
+    if "http://" in lowered or "https://" in lowered:
+        raise InvalidProperty(where, "must not contain http:// or https://")

@@ -9,8 +9,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from copyimage.errors import InvalidRequest
+from copyimage.errors import InvalidRequest, Unanswerable
 
 MAX_BODY_BYTES = 4096
 MAX_PHYSICAL_ID_BYTES = 255
@@ -19,10 +20,11 @@ REQUEST_TYPES = ("Create", "Update", "Delete")
 FAILED_CREATE_PREFIX = "copyimage-failed-"
 _TRUNCATED = " [...]"
 
+Properties = Mapping[str, object]
 
-@dataclass(frozen=True)
-class RosRequest:
-    request_type: str
+
+@dataclass(frozen=True, kw_only=True)
+class _Request:
     response_url: str
     intranet_response_url: str | None
     stack_id: str
@@ -30,43 +32,66 @@ class RosRequest:
     request_id: str
     logical_resource_id: str
     region_id: str
-    resource_properties: object
-    old_resource_properties: object = None
-    physical_resource_id: str | None = None
-    raw: Mapping = field(default_factory=dict, repr=False, compare=False)  # forwarded to later invocations
+    properties: Properties  # ResourceProperties: the template's Parameters map ({} when absent)
+    raw: Mapping[str, object] = field(repr=False, compare=False)  # forwarded to later invocations
+
+    @property
+    def failed_create_id(self) -> str:
+        """The PhysicalResourceId of a Create of this request that produced nothing."""
+        return _fit(FAILED_CREATE_PREFIX + self.request_id, MAX_PHYSICAL_ID_BYTES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateRequest(_Request):
+    request_type: Literal["Create"] = "Create"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateRequest(_Request):
+    physical_resource_id: str  # ROS always sends it with an Update
+    old_properties: Properties
+    request_type: Literal["Update"] = "Update"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteRequest(_Request):
+    physical_resource_id: str | None  # ROS documents it, but after a timed-out Create it may have none
+    request_type: Literal["Delete"] = "Delete"
+
+    @property
+    def answer_id(self) -> str:
+        return self.physical_resource_id or self.failed_create_id
+
+
+RosRequest = CreateRequest | UpdateRequest | DeleteRequest
 
 
 @dataclass(frozen=True)
 class Answer:
-    status: str  # SUCCESS | FAILED
+    status: Literal["SUCCESS", "FAILED"]
     physical_resource_id: str
     reason: str | None = None
     data: Mapping[str, str] | None = None
 
 
-def decode_event(event: object) -> dict:
+def decode_event(event: object) -> dict[str, object]:
     """FC hands python handlers the event as bytes."""
     if isinstance(event, (bytes, bytearray)):
-        event = event.decode("utf-8")
+        try:
+            event = event.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Unanswerable("the event is not UTF-8 text") from None
     if isinstance(event, str):
         try:
             event = json.loads(event)
         except json.JSONDecodeError as error:
-            raise InvalidRequest(f"the event is not JSON: {error}") from None
+            raise Unanswerable(f"the event is not JSON: {error}") from None
     if not isinstance(event, dict):
-        raise InvalidRequest("the event is not a JSON object")
+        raise Unanswerable("the event is not a JSON object")
     return event
 
 
-def response_url_of(event: Mapping) -> str:
-    """The one field without which no answer is possible."""
-    url = event.get("ResponseURL")
-    if not isinstance(url, str) or not url.strip():
-        raise InvalidRequest("the request has no ResponseURL, so no answer can be sent")
-    return url
-
-
-def parse_request(event: Mapping) -> RosRequest:
+def parse_request(event: Mapping[str, object]) -> RosRequest:
     """Read a ROS request; raises InvalidRequest naming the first missing or malformed field."""
 
     def text(name: str, required: bool = True) -> str:
@@ -79,29 +104,58 @@ def parse_request(event: Mapping) -> RosRequest:
             raise InvalidRequest(f"the request's {name} must be a string")
         return str(value)
 
+    def properties(name: str) -> Properties:
+        value = event.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise InvalidRequest(f"the request's {name} must be a JSON object of properties")
+        return value
+
     request_type = text("RequestType")
-    if request_type not in REQUEST_TYPES:
-        raise InvalidRequest(f"RequestType must be one of {', '.join(REQUEST_TYPES)}, got {request_type!r}")
-    physical_id = text("PhysicalResourceId", required=False) or None
-    return RosRequest(
-        request_type=request_type,
-        response_url=response_url_of(event),
-        intranet_response_url=text("IntranetResponseURL", required=False) or None,
+    common: dict[str, Any] = {
+        "response_url": text("ResponseURL"),
+        "intranet_response_url": text("IntranetResponseURL", required=False) or None,
+        "stack_id": text("StackId"),
+        "stack_name": text("StackName", required=False),
+        "request_id": text("RequestId"),
+        "logical_resource_id": text("LogicalResourceId"),
+        "region_id": text("RegionId", required=False),
+        "properties": properties("ResourceProperties"),
+        "raw": event,
+    }
+    if request_type == "Create":
+        return CreateRequest(**common)
+    if request_type == "Update":
+        return UpdateRequest(
+            physical_resource_id=text("PhysicalResourceId"),
+            old_properties=properties("OldResourceProperties"),
+            **common,
+        )
+    if request_type == "Delete":
+        return DeleteRequest(physical_resource_id=text("PhysicalResourceId", required=False) or None, **common)
+    raise InvalidRequest(f"RequestType must be one of {', '.join(REQUEST_TYPES)}, got {request_type[:40]!r}")
+
+
+def partial_request(event: Mapping[str, object]) -> DeleteRequest:
+    """What can be read of a malformed request, to send it a FAILED answer anyway."""
+
+    def text(name: str) -> str:
+        value = event.get(name)
+        return value if isinstance(value, str) else ""
+
+    return DeleteRequest(
+        response_url=text("ResponseURL"),
+        intranet_response_url=text("IntranetResponseURL") or None,
         stack_id=text("StackId"),
-        stack_name=text("StackName", required=False),
+        stack_name=text("StackName"),
         request_id=text("RequestId"),
         logical_resource_id=text("LogicalResourceId"),
-        region_id=text("RegionId", required=False),
-        resource_properties=event.get("ResourceProperties"),
-        old_resource_properties=event.get("OldResourceProperties"),
-        physical_resource_id=physical_id,
+        region_id=text("RegionId"),
+        properties={},
+        physical_resource_id=text("PhysicalResourceId") or None,
         raw=event,
     )
-
-
-def failed_create_id(request_id: str) -> str:
-    """The PhysicalResourceId of a Create that produced no image."""
-    return _fit(FAILED_CREATE_PREFIX + request_id, MAX_PHYSICAL_ID_BYTES)
 
 
 def client_token(stack_id: str, logical_resource_id: str, request_id: str) -> str:
@@ -125,7 +179,7 @@ def response_body(request: RosRequest, answer: Answer) -> bytes:
     encoded = _encode(body)
     if len(encoded) > MAX_BODY_BYTES and answer.reason:
         # Keep the longest start of the reason that fits once JSON-escaped (binary search on its length).
-        low, high = 0, len(answer.reason)
+        low, high = 0, min(len(answer.reason), MAX_BODY_BYTES)
         while low < high:
             middle = (low + high + 1) // 2
             body["Reason"] = answer.reason[:middle] + _TRUNCATED
@@ -140,7 +194,7 @@ def response_body(request: RosRequest, answer: Answer) -> bytes:
     return encoded
 
 
-def _encode(body: Mapping) -> bytes:
+def _encode(body: Mapping[str, object]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -1,13 +1,15 @@
-"""What Custom::CopyImage does in ECS: start a copy, look at it, change it, remove it.
+"""What Custom::CopyImage does in ECS: start a copy, look at it, finish, update it, delete it.
 
-No protocol and no waiting here: each method does its ECS work and returns a value or raises.
+No protocol and no waiting here: each method does its ECS work and returns a plain value (a :class:`Seen`, in
+the categories the framework's waiting understands), or raises a ProviderError saying what went wrong.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from copyimage.errors import CopyFailed, CopyVanished, EcsError, ProviderError
+from copyimage.errors import CopyFailed, EcsError, InvalidProperty, ProviderError, ReplacementRequired, TryLater
 from copyimage.images import FAILED, EcsImages, ImageView
 from copyimage.logs import logger
 from copyimage.properties import (
@@ -17,30 +19,79 @@ from copyimage.properties import (
     CopyImageProperties,
     DeleteOptions,
     is_image_id,
+    parse_delete_options,
+    parse_properties,
+    replacement_changes,
 )
-from copyimage.protocol import RosRequest, client_token
+from copyimage.protocol import CreateRequest, DeleteRequest, RosRequest, UpdateRequest, client_token
+from copyimage.waiting import ANSWERED, LATE_AFTER_SECONDS, LOOK_SOON, Seen, Wait, answered_mark
 
-GONE_CHECKS = 10  # looks, a second apart, for a deleted image to disappear
-REFUSAL_GRACE_SECONDS = 15.0  # time for a twin whose answer ROS took to clear the waiter tag
+# CopyImage's error table: the same source image is being copied (400), or "try again later" (409).
+CONFLICTS = frozenset({"OperationDenied.ImageCopyConflict", "InvalidOperation.Conflict"})
+# DeleteImage refuses a copy in progress (403 OperationDenied.ImageCopying; ImageIsCreating in older tables).
+STILL_COPYING = frozenset({"OperationDenied.ImageCopying", "ImageIsCreating"})
+# DeleteSnapshot: still linked to an image being deleted (403 SnapshotCreatedImage), or a conflict (403).
+SNAPSHOT_BUSY = frozenset({"SnapshotCreatedImage", "Operation.Conflict", "OperationConflict"})
+RETAINED = "retained:"  # the mark of a copy RetainOnDelete kept: no longer the stack's
+GONE_LOOK_SECONDS = 5.0  # look again this soon at an image still listed after DeleteImage, then less often
+MAX_PASS_SECONDS = 300.0
 
 
 class CopyImageResource:
-    def __init__(self, images: EcsImages, request: RosRequest, sleep: Callable[[float], None]) -> None:
+    def __init__(self, images: EcsImages, request: RosRequest, now: Callable[[], float]) -> None:
         self._images = images
         self._request = request
-        self._sleep = sleep
+        self._now = now
 
     @property
     def owner_tags(self) -> dict[str, str]:
         """The tags that tie a copy to its stack and logical resource."""
         return {STACK_TAG: self._request.stack_id, LOGICAL_ID_TAG: self._request.logical_resource_id}
 
+    def _props(self) -> CopyImageProperties:
+        return parse_properties(self._request.properties, self._request.region_id)
+
+    def _data(self, props: CopyImageProperties, image_id: str) -> dict[str, str]:
+        return {
+            "ImageId": image_id,
+            "DestinationRegionId": props.destination_region_id,
+            "SourceRegionId": props.source_region_id,
+        }
+
     # -- Create -------------------------------------------------------------------------------------------
 
-    def start_copy(self, props: CopyImageProperties, waiter: str) -> str:
-        """CopyImage, tagged with the stack, the logical id and the first waiter of the copy."""
-        token = client_token(self._request.stack_id, self._request.logical_resource_id, self._request.request_id)
-        image_id = self._images.copy(props, token, {**props.tag_map, **self.owner_tags, WAITER_TAG: waiter})
+    def start(self, request: CreateRequest, wait: Wait) -> Seen:
+        """Begin a Create: adopt this resource's copy still in progress, or start one (CopyImage).
+
+        Returns ``pending`` with the copy in its state, ``ready`` when AllowCopyInSameRegion makes no copy, or
+        ``unreachable`` when ECS says "not yet" (a concurrent copy of the same source, throttling).
+        """
+        props = self._props()
+        self._check_regions(props)
+        if not props.copies:
+            logger.info("no copy: AllowCopyInSameRegion, same region", extra={"image_id": props.image_id})
+            return Seen("ready", physical_id=props.image_id, data=self._data(props, props.image_id))
+        adopted = self._adoptable(props)
+        if adopted is not None:
+            mark = adopted.tags.get(WAITER_TAG, "")
+            self._mark(props.destination_region_id, adopted.image_id, wait.owner or "")
+            logger.info(
+                "adopting the copy an earlier Create of this resource started", extra={"image_id": adopted.image_id}
+            )
+            return Seen("pending", state={"image_id": adopted.image_id}, accepts=(mark,) if mark else ())
+        token = client_token(request.stack_id, request.logical_resource_id, request.request_id)
+        tags = {**props.tag_map, **self.owner_tags, WAITER_TAG: wait.owner or ""}
+        try:
+            image_id = self._images.copy(props, token, tags)
+        except EcsError as error:
+            if error.code in CONFLICTS:
+                raise TryLater(error.code, f"{error} (another copy of {props.image_id} runs; waiting for it)") from None
+            if error.code.startswith("QuotaExceed.Image"):
+                raise CopyFailed(
+                    f"{error}. The account's custom image quota in {props.destination_region_id} is used up: "
+                    "delete images you no longer need, or ask for a higher quota, then retry"
+                ) from None
+            raise
         logger.info(
             "copy started",
             extra={
@@ -50,105 +101,136 @@ class CopyImageResource:
                 "destination_region": props.destination_region_id,
             },
         )
-        return image_id
+        return Seen("pending", state={"image_id": image_id})
 
-    def look(self, props: CopyImageProperties, image_id: str) -> ImageView | None:
-        return self._images.find(props.destination_region_id, image_id)
+    def _check_regions(self, props: CopyImageProperties) -> None:
+        """Refuse a region no ECS endpoint serves before anything is copied, naming the property."""
+        known = self._images.regions(self._request.region_id or props.source_region_id)
+        for name, region in (
+            ("SourceRegionId", props.source_region_id),
+            ("DestinationRegionId", props.destination_region_id),
+        ):
+            if region not in known:
+                raise InvalidProperty(
+                    name, f"{region!r} is not a region ECS serves for this account (DescribeRegions lists {len(known)})"
+                )
 
-    def check(self, props: CopyImageProperties, image_id: str, view: ImageView | None) -> ImageView:
-        """The copy, if it is still on its way; CopyFailed when it is gone or failed."""
-        if view is None:
-            raise CopyVanished(
-                f"the copy {image_id} disappeared from {props.destination_region_id} before it became available "
-                "(it was cancelled or deleted outside this Create)"
-            )
-        if view.status in FAILED:
-            raise CopyFailed(
-                f"the copy {image_id} of {props.image_id} ended {view.status} in {props.destination_region_id}; "
-                "check that the source image is usable and that the destination region accepts it, then retry"
-            )
-        return view
+    def _adoptable(self, props: CopyImageProperties) -> ImageView | None:
+        """A copy an earlier Create of this stack and logical id left in progress (ROS sent Create again)."""
+        found = self._images.find_tagged(props.destination_region_id, self.owner_tags)
+        waiting = [view for view in found if view.in_progress and _chain_mark(view.tags.get(WAITER_TAG))]
+        return waiting[0] if waiting else None
 
-    def mark_waiter(self, props: CopyImageProperties, image_id: str, token: str) -> None:
-        """Record which invocation chain waits for this copy (best effort: the next one also accepts ours)."""
-        try:
-            self._images.tag(props.destination_region_id, image_id, {WAITER_TAG: token})
-        except EcsError as error:
-            logger.warning("could not mark the waiting invocation on the copy", extra={"error_code": error.code})
-
-    def clear_waiter(self, props: CopyImageProperties, image_id: str) -> None:
-        """After the answer: the wait is over, and a late duplicate must find no waiter to match."""
-        try:
-            self._images.untag(props.destination_region_id, image_id, [WAITER_TAG])
-        except EcsError as error:
-            if not error.code.endswith("NotFound"):  # already deleted by the stack's next request: fine
-                logger.warning("could not remove the waiter tag", extra={"error_code": error.code})
-
-    def leftovers(self, region: str, waiter: str | None = None) -> list[ImageView]:
-        """Copies of this stack and logical resource that no answer ever handed over to ROS.
-
-        A copy keeps its waiter tag until ROS took the SUCCESS answer, so a copy ROS owns (or one kept by
-        RetainOnDelete) is never among them; ``waiter`` narrows the search to one Create request's copy.
-        """
-        tags = {**self.owner_tags, **({WAITER_TAG: waiter} if waiter else {})}
-        found = self._images.find_tagged(region, tags)
-        return [view for view in found if WAITER_TAG in view.tags]
-
-    def discard(self, props: CopyImageProperties, image_id: str | None, tokens: tuple[str, ...]) -> None:
-        """Best-effort removal of what a failed Create started; the stack's Delete retries what is left.
-
-        Only a copy whose waiter tag holds one of this invocation's ``tokens`` is removed: a superseded
-        or late invocation must never remove a copy another invocation handed to ROS. Without an image
-        id (CopyImage's outcome unknown), only a copy tagged with this request's first waiter can be ours.
-        """
+    def look(self, request: CreateRequest, wait: Wait) -> Seen:
+        """The copy as ECS lists it now."""
+        props = self._props()
+        image_id = str(wait.state["image_id"])
         region = props.destination_region_id
+        view = self._images.find(region, image_id)
+        if view is None:
+            return Seen(
+                "missing",
+                detail=f"the copy {image_id} disappeared from {region} before it became available (it was "
+                "cancelled or deleted outside this Create)",
+            )
+        mark = view.tags.get(WAITER_TAG)
+        if view.usable:
+            return Seen("ready", mark, physical_id=image_id, data=self._data(props, image_id))
+        if view.status in FAILED:
+            return Seen(
+                "failed",
+                mark,
+                detail=f"the copy {image_id} of {props.image_id} ended {view.status} in {region}; check that the "
+                "source image is usable and that the destination region accepts it, then retry",
+            )
+        return Seen("pending", mark, percent=view.progress, detail=f"the copy {image_id} {view.status}")
+
+    def claim(self, request: RosRequest, wait: Wait, token: str) -> None:
+        """Write the next invocation's token on the copy (best effort: it also accepts the current mark)."""
+        image_id = wait.state.get("image_id")
+        if isinstance(request, CreateRequest) and image_id:
+            self._mark(self._props().destination_region_id, str(image_id), token)
+
+    def finish(self, request: RosRequest, wait: Wait, delivered: bool) -> None:
+        """After ROS took a Create's SUCCESS: mark the copy answered, so that late replays stop."""
+        image_id = wait.state.get("image_id")
+        if isinstance(request, CreateRequest) and delivered and image_id:
+            self._mark(self._props().destination_region_id, str(image_id), answered_mark(self._now()))
+
+    def discard(self, request: RosRequest, wait: Wait) -> None:
+        """Before a FAILED answer: remove the copy this Create started, if its mark shows it is still this chain's.
+
+        Best effort: what stays (say, CopyImage's outcome was never known) carries this resource's tags, and the
+        stack's rollback Delete finds it by them.
+        """
+        image_id = wait.state.get("image_id")
+        if not isinstance(request, CreateRequest) or not image_id:
+            return
         try:
-            if image_id is not None:
-                view = self._images.find(region, image_id)
-                views = [view] if view is not None else []
+            view = self._images.find(self._props().destination_region_id, str(image_id))
+            if view is None:
+                return
+            if view.tags.get(WAITER_TAG) not in wait.accepts:
+                logger.info("the copy is not this invocation's to remove", extra={"image_id": view.image_id})
+            elif view.in_progress:
+                self._cancel(view)
             else:
-                views = [view for token in tokens for view in self.leftovers(region, token)]
-            for view in views:
-                if view.tags.get(WAITER_TAG) not in tokens:
-                    logger.info("the copy is not this invocation's to remove", extra={"image_id": view.image_id})
-                    continue
-                self._remove(view, force=False, delete_snapshots=True)
+                self._delete_image(view, force=False)
         except ProviderError as error:
             logger.error(
-                "could not remove the copy after a failed Create; the stack's Delete will retry",
-                extra={"image_id": image_id, "error": str(error)},
+                "could not remove the copy after a failed Create; the stack's rollback Delete will",
+                extra={"error": str(error)},
             )
 
-    def discard_if_unanswered(self, props: CopyImageProperties, image_id: str, tokens: tuple[str, ...]) -> None:
-        """ROS refused a SUCCESS: remove the copy, unless another invocation's answer was taken.
-
-        A twin invocation (FC delivers at least once) whose answer ROS took clears the waiter tag right
-        after; so the copy is removed only if, after a grace period, the tag still names this chain (the
-        check ``discard`` makes). Deleting a copy ROS owns would be far worse than leaving one for the
-        stack's Delete to find.
-        """
-        if not (tokens and self._waiter_of(props, image_id) in tokens):
-            logger.info("answer refused, but the copy is not ours to remove", extra={"image_id": image_id})
-            return
-        self._sleep(REFUSAL_GRACE_SECONDS)
-        self.discard(props, image_id, tokens)
-
-    def _waiter_of(self, props: CopyImageProperties, image_id: str) -> str | None:
+    def _mark(self, region: str, image_id: str, mark: str) -> None:
+        """Set the copy's waiter tag; what ECS answers is logged (tagging a copy in progress is undocumented)."""
         try:
-            view = self._images.find(props.destination_region_id, image_id)
-        except ProviderError as error:
-            logger.error("could not look at the copy", extra={"image_id": image_id, "error": str(error)})
-            return None
-        return view.tags.get(WAITER_TAG) if view is not None else None
+            self._images.tag(region, image_id, {WAITER_TAG: mark})
+        except EcsError as error:
+            logger.warning(
+                "ECS refused to tag the copy", extra={"image_id": image_id, "error_code": error.code, "mark": mark}
+            )
+        else:
+            logger.info("copy marked", extra={"image_id": image_id, "mark": mark})
 
     # -- Update -------------------------------------------------------------------------------------------
 
-    def update(self, old: CopyImageProperties, new: CopyImageProperties, image_id: str) -> list[str]:
-        """Change the copy in place; returns the ECS actions it took."""
+    def update(self, request: UpdateRequest, wait: Wait) -> Seen:
+        """Change the copy in place: name, description, tags, resource group."""
+        region_default = request.region_id
+        new = parse_properties(request.properties, region_default)
+        old = parse_properties(request.old_properties, region_default)
+        changed = replacement_changes(old, new)
+        if changed:
+            raise ReplacementRequired(changed)
+        image_id = request.physical_resource_id
+        if not new.copies:
+            in_place = [
+                name
+                for name in ("DestinationImageName", "DestinationDescription", "Tag", "ResourceGroupId")
+                if old.property_value(name) != new.property_value(name)
+            ]
+            if in_place:
+                raise ProviderError(
+                    f"{', '.join(in_place)} cannot be changed: with AllowCopyInSameRegion no copy was made, and the "
+                    f"source image {image_id} belongs to you, not to this stack"
+                )
+            return Seen("ready", physical_id=image_id, data=self._data(new, image_id))
+        if not is_image_id(image_id):
+            raise CopyFailed(
+                f"this resource has no image to update (PhysicalResourceId {image_id!r}): its Create failed"
+            )
         region = new.destination_region_id
-        view = self._images.find(region, image_id)
+        view = self._find(region, image_id, property_name="DestinationRegionId")
         if view is None:
             raise CopyFailed(f"the copy {image_id} no longer exists in {region}, so it cannot be updated")
+        actions = self._apply(old, new, view)
+        logger.info("copy updated", extra={"image_id": image_id, "actions": actions})
+        return Seen("ready", physical_id=image_id, data=self._data(new, image_id))
+
+    def _apply(self, old: CopyImageProperties, new: CopyImageProperties, view: ImageView) -> list[str]:
+        """The ECS calls that make the copy match the new properties; returns their names."""
+        region, image_id = view.region, view.image_id
         actions: list[str] = []
         name = new.destination_image_name if new.destination_image_name not in (None, view.name) else None
         description = (
@@ -173,60 +255,165 @@ class CopyImageResource:
 
     # -- Delete -------------------------------------------------------------------------------------------
 
-    def delete(self, options: DeleteOptions, physical_id: str | None) -> list[str]:
-        """Remove the copy; returns the ids removed. A missing image is success."""
+    def delete(self, request: DeleteRequest, wait: Wait) -> Seen:
+        """One pass of an exact, patient delete; ``pending`` until every step is done.
+
+        The copy named by the physical id and any other copy tagged with this stack and logical id (a Create
+        that failed or timed out left it) are removed: cancelled while in progress, else deleted and watched
+        until ECS no longer lists them; then their snapshots, when DeleteSnapshots asks for it. An image that
+        does not carry this resource's tags, or that RetainOnDelete kept, is never touched. A copy is deleted
+        no sooner than LATE_AFTER_SECONDS after it was answered, so that no late replay of its Create can
+        mistake its absence for a failure.
+        """
+        physical = request.physical_resource_id
+        try:
+            options = parse_delete_options(request.properties, request.region_id)
+            if not is_image_id(physical):
+                parse_properties(request.properties, request.region_id)
+        except ProviderError as error:
+            # The Create refused these properties before any ECS call: there is nothing to remove.
+            logger.info("nothing to delete: the properties never validated", extra={"reason": str(error)})
+            return Seen("ready", physical_id=request.answer_id)
+        if not options.copies:
+            return Seen("ready", physical_id=request.answer_id)  # AllowCopyInSameRegion: the source stays
+        try:
+            return self._delete_pass(request, options, dict(wait.state))
+        except EcsError as error:
+            if error.code == "ConnectionError" and self._region_unknown(options.destination_region_id):
+                logger.info(
+                    "nothing to delete: ECS serves no such region", extra={"region": options.destination_region_id}
+                )
+                return Seen("ready", physical_id=request.answer_id)
+            raise
+
+    def _delete_pass(self, request: DeleteRequest, options: DeleteOptions, state: dict[str, Any]) -> Seen:
         region = options.destination_region_id
-        # Without an image id, only a copy tagged with this stack and logical id, and never handed over to
-        # ROS, can be ours (a failed or timed-out Create left it behind).
-        views = [self._images.find(region, physical_id)] if is_image_id(physical_id) else self.leftovers(region)
-        removed = []
-        for view in views:
-            if view is not None:
-                self._remove(view, force=options.force_delete, delete_snapshots=options.delete_snapshots)
-                removed.append(view.image_id)
-        return removed
+        physical = request.physical_resource_id
+        targets: dict[str, ImageView] = {}
+        if is_image_id(physical):
+            view = self._images.find(region, str(physical))
+            if view is not None and self._ours(view):
+                targets[view.image_id] = view
+            elif view is not None:
+                logger.warning(
+                    "the image does not carry this resource's tags: left alone", extra={"image_id": physical}
+                )
+        if options.retain_on_delete:
+            for view in targets.values():
+                self._images.tag(region, view.image_id, {WAITER_TAG: RETAINED + str(int(self._now()))})
+            logger.info("copy retained (RetainOnDelete)", extra={"image_ids": sorted(targets)})
+            return Seen("ready", physical_id=request.answer_id)
+        for view in self._images.find_tagged(region, self.owner_tags):
+            if not str(view.tags.get(WAITER_TAG, "")).startswith(RETAINED):
+                targets.setdefault(view.image_id, view)
+        waits: list[float] = []
+        passes = int(state.get("passes") or 0)
+        backoff = min(MAX_PASS_SECONDS, GONE_LOOK_SECONDS * 2**passes)
+        first_seen: dict[str, float] = dict(state.get("first_seen") or {})
+        deleted: list[str] = list(state.get("deleted") or [])
+        snapshots: list[str] = list(state.get("snapshots") or [])
+        for view in targets.values():
+            if view.in_progress:
+                self._cancel(view)
+                waits.append(LOOK_SOON)
+                continue
+            settled_at = self._settled_at(view, first_seen)
+            if settled_at > self._now():
+                waits.append(settled_at - self._now())
+                continue
+            if view.image_id in deleted:
+                waits.append(backoff)  # deleted, but ECS still lists it
+                continue
+            self._delete_image(view, options.force_delete)
+            deleted.append(view.image_id)
+            if options.delete_snapshots:
+                snapshots.extend(s for s in view.snapshot_ids if s not in snapshots)
+            waits.append(GONE_LOOK_SECONDS)
+        state = {"first_seen": first_seen, "deleted": deleted, "snapshots": snapshots, "passes": passes + 1}
+        if waits:
+            return Seen("pending", after=min(waits), state=state, detail=f"removing {', '.join(sorted(targets))}")
+        busy = self._delete_snapshots(region, snapshots, options.force_delete)
+        if busy:
+            state["snapshots"] = busy
+            return Seen("pending", after=backoff, state=state, detail=f"deleting the snapshots {', '.join(busy)}")
+        logger.info("delete done", extra={"removed": deleted, "snapshots_deleted": snapshots})
+        return Seen("ready", physical_id=request.answer_id)
 
-    def _remove(self, view: ImageView, force: bool, delete_snapshots: bool) -> None:
-        if view.in_progress:
+    def _ours(self, view: ImageView) -> bool:
+        return all(view.tags.get(key) == value for key, value in self.owner_tags.items())
+
+    def _settled_at(self, view: ImageView, first_seen: dict[str, float]) -> float:
+        """When a usable copy may go: LATE_AFTER_SECONDS after it was answered (or first seen here, unmarked)."""
+        if not view.usable:
+            return 0.0  # a failed copy was never answered SUCCESS
+        mark = str(view.tags.get(WAITER_TAG, ""))
+        if mark.startswith(ANSWERED):
             try:
-                self._images.cancel_copy(view.region, view.image_id)
-                logger.info("copy cancelled", extra={"image_id": view.image_id})
-                return
-            except EcsError as error:
-                if error.code.endswith("NotFound"):
-                    return  # cancelled or deleted meanwhile by another request: gone is what we wanted
-                if error.code != "IncorrectImageStatus":
-                    raise
-                # It finished between our look and the cancel: delete it instead.
-        self._images.delete(view.region, view.image_id, force)
-        self._wait_until_gone(view)
-        logger.info("image deleted", extra={"image_id": view.image_id})
-        if delete_snapshots and view.snapshot_ids:
-            self._delete_snapshots(view, force)
+                return float(mark[len(ANSWERED) :]) + LATE_AFTER_SECONDS
+            except ValueError:
+                pass
+        seen_at = first_seen.setdefault(view.image_id, self._now())
+        return seen_at + LATE_AFTER_SECONDS
 
-    def _delete_snapshots(self, view: ImageView, force: bool) -> None:
-        left: list[str] = []
-        errors: list[str] = []
-        for snapshot_id in view.snapshot_ids:
+    def _cancel(self, view: ImageView) -> None:
+        try:
+            self._images.cancel_copy(view.region, view.image_id)
+            logger.info("copy cancelled", extra={"image_id": view.image_id})
+        except EcsError as error:
+            if error.not_found or error.code == "IncorrectImageStatus":
+                return  # gone meanwhile, or it just finished: the next look deletes it
+            raise
+
+    def _delete_image(self, view: ImageView, force: bool) -> None:
+        try:
+            self._images.delete(view.region, view.image_id, force)
+            logger.info("image deleted", extra={"image_id": view.image_id})
+        except EcsError as error:
+            if error.not_found:
+                return
+            if error.code in STILL_COPYING:
+                self._cancel(view)
+                return
+            raise
+
+    def _delete_snapshots(self, region: str, snapshot_ids: list[str], force: bool) -> list[str]:
+        """Delete them; returns those still linked to an image being deleted. Other refusals fail the Delete."""
+        busy: list[str] = []
+        for snapshot_id in snapshot_ids:
             try:
-                self._images.delete_snapshot(view.region, snapshot_id, force)
+                self._images.delete_snapshot(region, snapshot_id, force)
             except EcsError as error:
-                if error.code != "InvalidSnapshotId.NotFound":
-                    left.append(snapshot_id)
-                    errors.append(error.code)
-        if left:
-            # The image is gone, so a retried Delete could not find these again: name them now.
-            raise CopyFailed(
-                f"the image {view.image_id} was deleted, but not its snapshots {', '.join(left)} "
-                f"({', '.join(sorted(set(errors)))}); delete them in the ECS console. Retrying the delete succeeds."
-            )
-        logger.info("snapshots deleted", extra={"snapshot_ids": list(view.snapshot_ids)})
+                if error.not_found:
+                    continue
+                if error.code in SNAPSHOT_BUSY or error.transient:
+                    busy.append(snapshot_id)
+                    continue
+                raise CopyFailed(
+                    f"the copy was deleted, but not its snapshot {snapshot_id} ({error.code}); delete it in the ECS "
+                    "console. Retrying the delete succeeds."
+                ) from None
+        return busy
 
-    def _wait_until_gone(self, view: ImageView) -> None:
-        for _ in range(GONE_CHECKS):
-            if self._images.find(view.region, view.image_id) is None:
-                return
-            self._sleep(1.0)
-        raise CopyFailed(
-            f"the image {view.image_id} was deleted but is still listed after {GONE_CHECKS} s; retry the delete"
-        )
+    # -- regions ------------------------------------------------------------------------------------------
+
+    def _find(self, region: str, image_id: str, property_name: str) -> ImageView | None:
+        try:
+            return self._images.find(region, image_id)
+        except EcsError as error:
+            if error.code == "ConnectionError" and self._region_unknown(region):
+                raise InvalidProperty(
+                    property_name, f"{region!r} is not a region ECS serves for this account"
+                ) from None
+            raise
+
+    def _region_unknown(self, region: str) -> bool:
+        """Whether ECS does not serve ``region`` (its endpoint cannot be reached for that reason)."""
+        try:
+            return region not in self._images.regions(self._request.region_id or region)
+        except EcsError:
+            return False
+
+
+def _chain_mark(mark: str | None) -> bool:
+    """A mark written by a waiting chain (not an answered or retained one)."""
+    return bool(mark) and not str(mark).startswith((ANSWERED, RETAINED))

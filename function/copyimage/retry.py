@@ -6,8 +6,9 @@ import random
 from collections.abc import Callable
 from typing import TypeVar
 
-T = TypeVar("T")
+from copyimage import clock
 
+T = TypeVar("T")
 
 BASE_SECONDS = 0.5
 CAP_SECONDS = 8.0
@@ -15,7 +16,7 @@ CAP_SECONDS = 8.0
 
 def worst_case_seconds(attempts: int, per_try_seconds: float) -> float:
     """The longest ``with_retries`` can take when every try runs into its timeout."""
-    pauses = sum(min(CAP_SECONDS, BASE_SECONDS * 2**attempt) for attempt in range(attempts - 1))
+    pauses = sum(min(CAP_SECONDS, BASE_SECONDS * 2.0**attempt) for attempt in range(attempts - 1))
     return attempts * per_try_seconds + pauses
 
 
@@ -24,9 +25,6 @@ def with_retries(
     *,
     attempts: int,
     is_transient: Callable[[Exception], bool],
-    sleep: Callable[[float], None],
-    base_seconds: float = BASE_SECONDS,
-    cap_seconds: float = CAP_SECONDS,
     on_retry: Callable[[int, Exception, float], None] | None = None,
 ) -> T:
     """Run ``call``; retry it after a transient error, at most ``attempts`` tries in all."""
@@ -36,8 +34,8 @@ def with_retries(
         except Exception as error:
             if attempt >= attempts or not is_transient(error):
                 raise
-            pause = random.uniform(0, min(cap_seconds, base_seconds * 2 ** (attempt - 1)))
+            pause = random.uniform(0, min(CAP_SECONDS, BASE_SECONDS * 2 ** (attempt - 1)))
             if on_retry is not None:
                 on_retry(attempt, error, pause)
-            sleep(pause)
+            clock.current().sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover

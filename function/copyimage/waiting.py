@@ -1,265 +1,361 @@
-"""Waiting for a copy: when to look again, how long one invocation may wait, and what a later
-invocation needs to pick the wait up (the continuation payload).
+"""Waiting, as one pure decision: what to do after a look, given the wait so far, the time and the budget.
 
-A copy can take hours. Rather than sleep through it, the function looks again after a delay that
-follows the copy's progress, and between looks it is not running at all: it schedules an
-asynchronous, delayed invocation of itself carrying the original request and this state.
+    decide(wait, seen, now, budget, fresh_token) -> Finish | LookAgain | HandOver | Stop
+
+No I/O, no clock, no exceptions: the framework looks, asks, and carries out the answer. The rules, said out loud:
+
+- **Ownership.** A Create's wait is owned by one chain of invocations. Each invocation that looks and hands over
+  writes a fresh token on the work (the copy's ``copyimage:waiter`` tag) right after scheduling the next
+  invocation, and that next one accepts the mark it was scheduled under as well as its own token: so a failed
+  mark leaves a working chain, while of two twins (FC delivers at least once) the one whose mark is overwritten
+  stops at its next look. A look that could not see the work claims nothing. Once answered, the mark reads
+  ``answered:<time>``: a later replay stops; a re-delivered request that never saw its work answers the same again.
+- **Progress.** The next look comes when the copy's progress says the end is near: see :func:`next_look`.
+- **Budget.** Short waits happen inside the invocation (billed); longer ones are handed to an asynchronous
+  invocation delayed by a whole number of seconds in [1, 3599], FC's documented range (0, 3600).
+- **Deadline.** Past it, the wait gives up: a Create cancels what it started and answers FAILED.
+- **Trouble.** When the service keeps refusing (throttling, a conflict, a hiccup), the next try is handed over
+  with a doubling delay, claiming nothing.
+- **Gone.** Work that vanishes after it was seen fails the request, unless this invocation runs so late after
+  its due time that it must be a replay: then the request was answered long ago, and it stops.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
 
-from copyimage.errors import CopyFailed, Deferred, EcsError, InvalidRequest, Stale
-from copyimage.images import ImageView
-from copyimage.properties import WAITER_TAG
+from copyimage.errors import InvalidRequest
 
-CONTINUATION_KEY = "CopyImageContinuation"
-CONTINUATION_VERSION = 1
-MIN_CHECK_DELAY = 2.0  # the first looks come within seconds, so a quick copy answers quickly
-MAX_CHECK_DELAY = 3600.0  # x-fc-async-delay's upper bound
-DETECTION_FRACTION = 0.01  # near the end, look every 1% of the time the copy has taken so far
-ESTIMATE_SHARE = 0.8  # look again after 80% of the estimated time left, then refine
-RETRY_DELAY = 30.0  # after ECS kept throttling or failing through one invocation's retries
-MAX_RETRY_DELAY = 600.0
+MIN_DELAY = 1  # x-fc-async-delay: FC 3.0 documents (0, 3600) seconds, FC 2.0 [0, 3600]: stay within [1, 3599]
+MAX_DELAY = 3599
+LOOK_SOON = 2.0  # the first looks, and a second look at work not (yet) listed
+LATE_AFTER_SECONDS = 120.0  # a continuation running later than this after its due time is a replay
+RETRY_SECONDS = 30.0  # after the service kept refusing through one invocation's retries: 30 s, doubling
+MAX_RETRY_SECONDS = 600.0
+UNSEEN_MISSES = 6  # looks (over about two minutes) at work this request started but never saw listed
+SAMPLES_KEPT = 8
+ANSWERED = "answered:"  # prefix of the mark that ends a wait
+
+# The progress estimator (see next_look).
+PRECISION_SECONDS = 6.0  # aim to notice the end within this
+APPROACH_SHARE = 0.7  # far from the end, look after this share of the earliest possible time left
+END_GAME_PERCENTS = 3.0  # within this many percent-durations of the end, pin down the percent boundaries
+ZERO_GROWTH = 2.0  # at 0% (queued, or just started) look again after this many times the age so far
+
+
+def answered_mark(at: float) -> str:
+    return f"{ANSWERED}{int(at)}"
 
 
 @dataclass(frozen=True)
-class WaitState:
-    """What survives between invocations of one Create."""
+class Wait:
+    """What one request's wait carries from invocation to invocation (JSON in the continuation)."""
 
-    began_at: float  # when the Create request was first handled
-    image_id: str | None = None  # the copy, once ECS accepted it
-    copy_started_at: float | None = None
-    continuations: int = 0  # invocations scheduled so far
-    waiter: str | None = None  # this invocation chain's token, as the copy's waiter tag should hold it
-    previous_waiter: str | None = None  # the token of the invocation that scheduled this one
-    retries: int = 0  # hand-overs in a row after throttling or transient errors
+    began_at: float  # when the request was first handled
+    deadline: float  # give up after this
+    hop: int = 0  # invocations handed over so far; 0 is the one ROS invoked
+    due_at: float | None = None  # when this invocation was scheduled to run
+    owner: str | None = None  # this chain's token; None for waits without ownership (Update, Delete)
+    accepts: tuple[str, ...] = ()  # marks on the work that still mean "ours"
+    found: bool = False  # the work was seen at least once
+    misses: int = 0  # looks in a row that did not find the work
+    retries: int = 0  # hand-overs in a row after the service refused
+    started_at: float | None = None  # when the work began (the copy was accepted): the origin of its age
+    samples: tuple[tuple[float, int], ...] = ()  # (time, percent) of recent looks
+    state: Mapping[str, Any] = field(default_factory=dict)  # the resource's own (its image id, ...)
 
-    def handed_over(self, waiter: str) -> WaitState:
-        """The state the next invocation starts from, once this one looked and owns the wait."""
-        return replace(
-            self, continuations=self.continuations + 1, waiter=waiter, previous_waiter=self.waiter, retries=0
-        )
+    @classmethod
+    def begin(cls, now: float, limit: float, owner: str | None = None) -> Wait:
+        return cls(began_at=now, deadline=now + limit, owner=owner, accepts=(owner,) if owner else ())
 
-    def owns(self, tag: str | None) -> bool:
-        """Whether the copy's waiter tag says this invocation chain still owns the wait.
+    def owns(self, mark: str | None) -> bool:
+        """Whether the work's mark leaves this invocation in charge (a wait without an owner always is)."""
+        return self.owner is None or mark is None or mark in self.accepts
 
-        The invocation that scheduled this one marks the copy just after scheduling, so its own token
-        counts too. A first invocation (straight from ROS) also accepts a tag not yet visible: CopyImage
-        set it, and a re-delivered request whose copy was answered may answer again, identically.
-        """
-        if self.waiter is None:
-            return True
-        if tag is None:
-            return self.continuations == 0
-        return tag in (self.waiter, self.previous_waiter)
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        return tuple(token for token in (self.waiter, self.previous_waiter) if token)
-
-
-def first_waiter(request_id: str) -> str:
-    """The waiter token of a Create's first invocation: the same for a re-delivered request."""
-    return hashlib.sha256(f"waiter\n{request_id}".encode()).hexdigest()[:16]
-
-
-def continuation_payload(request_event: Mapping, state: WaitState) -> dict:
-    return {CONTINUATION_KEY: {"Version": CONTINUATION_VERSION, "Request": dict(request_event), "State": asdict(state)}}
-
-
-def wrapped_request(event: Mapping) -> Mapping:
-    """The ROS request an event carries: itself, or the one inside a continuation."""
-    wrapper = event.get(CONTINUATION_KEY)
-    if wrapper is None:
-        return event
-    request = wrapper.get("Request") if isinstance(wrapper, Mapping) else None
-    if not isinstance(request, Mapping):
-        raise InvalidRequest("malformed continuation: it carries no ROS request")
-    return request
+    @classmethod
+    def from_json(cls, raw: object) -> Wait:
+        if not isinstance(raw, Mapping):
+            raise InvalidRequest("malformed continuation: the wait is not an object")
+        try:
+            return cls(
+                began_at=float(raw["began_at"]),
+                deadline=float(raw["deadline"]),
+                hop=int(raw.get("hop", 0)),
+                due_at=_number_or_none(raw.get("due_at")),
+                owner=_text_or_none(raw.get("owner")),
+                accepts=tuple(str(mark) for mark in raw.get("accepts") or ()),
+                found=bool(raw.get("found", False)),
+                misses=int(raw.get("misses", 0)),
+                retries=int(raw.get("retries", 0)),
+                started_at=_number_or_none(raw.get("started_at")),
+                samples=tuple((float(t), int(p)) for t, p in raw.get("samples") or ()),
+                state=dict(raw.get("state") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidRequest(f"malformed continuation: {error!r}") from None
 
 
-def continuation_state(event: Mapping) -> WaitState | None:
-    """The wait state a continuation carries; None for a request straight from ROS."""
-    wrapper = event.get(CONTINUATION_KEY)
-    if wrapper is None:
-        return None
-    try:
-        if wrapper["Version"] != CONTINUATION_VERSION:
-            raise InvalidRequest(f"continuation version {wrapper['Version']!r} is not supported")
-        raw_state = wrapper["State"]
-        return WaitState(
-            began_at=float(raw_state["began_at"]),
-            image_id=raw_state.get("image_id"),
-            copy_started_at=_optional_float(raw_state.get("copy_started_at")),
-            continuations=int(raw_state.get("continuations", 0)),
-            waiter=raw_state.get("waiter"),
-            previous_waiter=raw_state.get("previous_waiter"),
-            retries=int(raw_state.get("retries", 0)),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise InvalidRequest(f"malformed continuation: {error!r}") from None
+@dataclass(frozen=True)
+class Seen:
+    """What one look found, in the resource's words but the framework's categories."""
 
-
-def _optional_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
-
-
-def next_check_delay(copy_elapsed: float, progress: int | None) -> float:
-    """Seconds until the next look at a copy that has run ``copy_elapsed`` seconds and reports ``progress``%.
-
-    ECS reports whole percents, so the rate is estimated from the middle of the reported percent; at 0%
-    nothing can be estimated and the wait doubles instead. The next look comes at 80% of the estimated
-    time left, never later than the copy's age again (a hedge against a rate that changes), and never
-    sooner than 1% of its age, which bounds how late the end is noticed.
-    """
-    elapsed = max(0.0, copy_elapsed)
-    floor = max(MIN_CHECK_DELAY, DETECTION_FRACTION * elapsed)
-    cap = min(MAX_CHECK_DELAY, max(60.0, elapsed))
-    if progress is not None and 0 < progress < 100:
-        done = progress + 0.5
-        delay = ESTIMATE_SHARE * elapsed * (100 - done) / done
-    else:
-        delay = elapsed  # no progress to go by yet: double the wait
-    return min(max(delay, floor), cap)
-
-
-def retry_delay(retries: int) -> float:
-    """Delay before trying again after throttling or a transient error: 30 s, doubling, at most 10 min."""
-    return min(MAX_RETRY_DELAY, RETRY_DELAY * 2 ** min(retries, 10))
+    kind: Literal["ready", "pending", "failed", "missing", "unreachable"]
+    mark: str | None = None  # the owner mark on the work, if it carries one
+    percent: int | None = None  # pending: progress, when the service reports it
+    after: float | None = None  # pending without progress: when to look again
+    detail: str = ""  # failed: why; unreachable: the service's refusal; pending: what is going on
+    physical_id: str | None = None  # ready: the id to answer with
+    data: Mapping[str, str] | None = None  # ready: Fn::GetAtt values
+    state: Mapping[str, Any] | None = None  # the resource's state after this look, when it changed
+    accepts: tuple[str, ...] = ()  # marks this look took over (an adopted copy's)
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Until when this invocation may keep waiting before it must hand over (or give up)."""
+    """How long this invocation may wait inline, and whether it may hand over at all."""
 
     inline_until: float
-
-    @classmethod
-    def for_invocation(
-        cls, started_at: float, function_timeout: float, reserve: float, inline_wait: float, can_defer: bool
-    ) -> Budget:
-        """``reserve``: what must stay free before the timeout for one more look and the answer."""
-        latest = started_at + max(0.0, function_timeout - reserve)
-        return cls(min(latest, started_at + inline_wait) if can_defer else latest)
-
-    def left(self, now: float) -> float:
-        return self.inline_until - now
+    can_defer: bool = True
 
 
-class CopyWait:
-    """Waits for one copy inside an invocation while that is cheap, then hands over to a later one.
+@dataclass(frozen=True)
+class Finish:
+    """Answer now."""
 
-    ``look`` returns the copy's view or None, ``check`` raises CopyFailed for a copy that failed or
-    vanished, ``mark_waiter`` writes the copy's waiter tag, and ``schedule`` asks FC for the next invocation.
+    ok: bool
+    wait: Wait
+    detail: str = ""
+    physical_id: str | None = None
+    data: Mapping[str, str] | None = None
+    discard: bool = False  # before a FAILED answer: remove what this chain made
+
+
+@dataclass(frozen=True)
+class LookAgain:
+    """Wait inline, then look again."""
+
+    delay: float
+    wait: Wait
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Schedule an invocation ``delay`` seconds from now to look again; then mark the work with ``claim``."""
+
+    delay: int
+    wait: Wait
+    claim: str | None = None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Neither answer nor go on: the request was answered, or another chain owns the wait."""
+
+    reason: str
+
+
+Decision = Finish | LookAgain | HandOver | Stop
+
+
+def decide(wait: Wait, seen: Seen, now: float, budget: Budget, fresh_token: str) -> Decision:
+    """The one place where a look turns into what happens next."""
+    if seen.state is not None:
+        wait = replace(wait, state=dict(seen.state))
+    if seen.accepts:
+        wait = replace(wait, accepts=tuple(dict.fromkeys((*wait.accepts, *seen.accepts))))
+    if seen.kind == "unreachable":
+        return _try_later(wait, seen, now, budget)
+    if not wait.owns(seen.mark):
+        assert seen.mark is not None
+        if seen.mark.startswith(ANSWERED) and seen.kind == "ready" and not wait.found:
+            # A request delivered again after its work was answered: the same answer again, nothing more.
+            return Finish(True, wait, physical_id=seen.physical_id, data=seen.data)
+        return Stop(f"another invocation owns this wait (the mark is {seen.mark!r})")
+    if seen.kind == "ready":
+        return Finish(True, replace(wait, found=True), physical_id=seen.physical_id, data=seen.data)
+    if seen.kind == "failed":
+        return Finish(False, wait, detail=seen.detail, discard=True)
+    if seen.kind == "missing":
+        return _missing(wait, seen, now, budget, fresh_token)
+    return _pending(wait, seen, now, budget, fresh_token)
+
+
+def _missing(wait: Wait, seen: Seen, now: float, budget: Budget, token: str) -> Decision:
+    if not wait.found:
+        # Work this request started is not listed (yet): ECS may list a new copy a moment late; but work an
+        # earlier delivery of the same request started and saw through may be gone long since.
+        if wait.misses >= UNSEEN_MISSES:
+            return Stop("the work this request started was never found: an earlier delivery of it dealt with it")
+        delay = LOOK_SOON * 2**wait.misses
+        return _schedule(replace(wait, misses=wait.misses + 1), delay, now, budget, token, claim=False)
+    if wait.due_at is not None and now > wait.due_at + LATE_AFTER_SECONDS:
+        return Stop(f"the work is gone and this invocation runs {now - wait.due_at:.0f} s late: a replay")
+    if wait.misses < 1:  # look twice before declaring it gone
+        return _schedule(replace(wait, misses=1), LOOK_SOON, now, budget, token, claim=False)
+    return Finish(False, wait, detail=seen.detail or "the work disappeared before it was done")
+
+
+def _pending(wait: Wait, seen: Seen, now: float, budget: Budget, token: str) -> Decision:
+    samples = wait.samples
+    if seen.percent is not None:
+        samples = (*samples, (now, seen.percent))[-SAMPLES_KEPT:]
+    wait = replace(wait, found=True, misses=0, retries=0, samples=samples)
+    if now >= wait.deadline:
+        where = f"{seen.detail or 'pending'}" + (f" at {seen.percent}%" if seen.percent is not None else "")
+        return Finish(
+            False,
+            wait,
+            detail=f"gave up after waiting {now - wait.began_at:.0f} s (the limit is "
+            f"{wait.deadline - wait.began_at:.0f} s): it was still {where}",
+            discard=True,
+        )
+    if seen.after is not None:
+        delay = seen.after
+    else:
+        delay = next_look(samples, wait.started_at if wait.started_at is not None else wait.began_at, now)
+    delay = min(delay, wait.deadline - now)  # one last look at the deadline
+    return _schedule(wait, delay, now, budget, token, claim=True, mark=seen.mark)
+
+
+def _try_later(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
+    """The service refused (throttling, conflict, hiccup): try again later, claiming nothing."""
+    if now >= wait.deadline or not budget.can_defer:
+        waited = now - wait.began_at
+        return Finish(
+            False,
+            wait,
+            detail=f"gave up after {waited:.0f} s while the service kept refusing: {seen.detail}",
+            discard=True,
+        )
+    delay = min(MAX_RETRY_SECONDS, RETRY_SECONDS * 2 ** min(wait.retries, 10), max(MIN_DELAY, wait.deadline - now))
+    seconds = _fc_delay(delay)
+    return HandOver(seconds, replace(wait, hop=wait.hop + 1, retries=wait.retries + 1, due_at=now + seconds))
+
+
+def _schedule(
+    wait: Wait, delay: float, now: float, budget: Budget, token: str, claim: bool, mark: str | None = None
+) -> Decision:
+    """Look again after ``delay``: inline while the budget allows, else in a later invocation."""
+    delay = max(0.0, delay)
+    left = budget.inline_until - now
+    if delay <= left:
+        return LookAgain(delay, wait)
+    if not budget.can_defer:
+        if left > 0:
+            return LookAgain(left, wait)  # cannot hand over: one last look before the function must stop
+        return Finish(
+            False,
+            wait,
+            detail="it was not done when this function had to stop, and it cannot invoke itself to wait longer: "
+            "run it on Function Compute with FC_FUNCTION_NAME, FC_REGION and FC_ACCOUNT_ID set, keep "
+            "COPYIMAGE_DEFER on, and allow fc:InvokeFunction on itself",
+            discard=True,
+        )
+    seconds = _fc_delay(delay)
+    following = replace(wait, hop=wait.hop + 1, due_at=now + seconds)
+    if not claim or wait.owner is None:
+        return HandOver(seconds, following)
+    current = mark if mark is not None else wait.owner
+    return HandOver(seconds, replace(following, owner=token, accepts=(current, token)), claim=token)
+
+
+def _fc_delay(seconds: float) -> int:
+    return int(min(MAX_DELAY, max(MIN_DELAY, math.ceil(seconds))))
+
+
+# --- when to look again --------------------------------------------------------------------------------------
+
+
+def next_look(samples: tuple[tuple[float, int], ...], started_at: float, now: float) -> float:
+    """Seconds until the next look at work whose recent looks found ``samples`` (time, whole percent).
+
+    ECS reports whole percents. Assuming a steady rate over the recent samples, each says the true progress
+    was within [p, p + 1) then; together they bound the rate and where the copy is now, hence the earliest
+    and latest time it can end. Far from the end, the next look comes after a share of the earliest time
+    left. Near it, looks go to the middle of the window in which the next percent boundary must fall,
+    halving it each time, until the end is pinned to within PRECISION_SECONDS; then one look just after
+    the latest possible end. A rate change shows as samples no steady rate fits: the oldest are dropped.
     """
-
-    def __init__(
-        self,
-        *,
-        now: Callable[[], float],
-        sleep: Callable[[float], None],
-        look: Callable[[str], ImageView | None],
-        check: Callable[[str, ImageView | None], ImageView],
-        mark_waiter: Callable[[str, str], None],
-        schedule: Callable[[WaitState, float], None],
-        budget: Budget,
-        max_wait: float,
-        can_defer: bool,
-    ) -> None:
-        self._now = now
-        self._sleep = sleep
-        self._look = look
-        self._check = check
-        self._mark_waiter = mark_waiter
-        self._schedule = schedule
-        self._budget = budget
-        self._max_wait = max_wait
-        self._can_defer = can_defer
-
-    def until_available(self, state: WaitState) -> ImageView:
-        """Return the Available view, or raise Deferred, Stale, or a ProviderError to fail the Create."""
-        assert state.image_id is not None and state.copy_started_at is not None
-        view = self._look_or_defer(state)
-        if view is not None and not state.owns(view.tags.get(WAITER_TAG)):
-            # Judged before the copy's status: a superseded invocation must neither answer nor clean up.
-            raise Stale(f"the copy's waiter tag is {view.tags.get(WAITER_TAG)!r}, not this chain's")
-        while True:
-            view = self._check(state.image_id, view)
-            if view.status == "Available":
-                return view
-            now = self._now()
-            waited = now - state.began_at
-            if waited >= self._max_wait:
-                raise CopyFailed(
-                    f"gave up after waiting {waited:.0f} s (the limit is {self._max_wait:.0f} s): the copy "
-                    f"{state.image_id} was still {view.status} at {_percent(view.progress)}; it has been cancelled"
-                )
-            delay = min(
-                next_check_delay(now - state.copy_started_at, view.progress), state.began_at + self._max_wait - now
-            )
-            left = self._budget.left(now)
-            if not self._can_defer and delay > left:
-                delay = left  # cannot hand over: use what is left for one last look
-            if delay <= 0 or delay > left:
-                if not self._can_defer:
-                    raise CopyFailed(
-                        f"the copy {state.image_id} was still {view.status} at {_percent(view.progress)} when this "
-                        f"function had to stop ({waited:.0f} s after the Create began). Copies that outlast one "
-                        "invocation need the function to invoke itself later: run it on Function Compute with "
-                        "FC_FUNCTION_NAME, FC_REGION and FC_ACCOUNT_ID set, and allow fc:InvokeFunction on itself"
-                    )
-                self.defer(state, delay, progress=view.progress)
-            self._sleep(delay)
-            view = self._look_or_defer(state)
-
-    def _look_or_defer(self, state: WaitState) -> ImageView | None:
-        """Look at the copy; when ECS keeps throttling or failing, try again in a later invocation.
-
-        That later invocation inherits this one's tokens rather than a new one: without a look, this
-        invocation cannot know whether it still owns the wait, so it must not claim it.
-        """
-        try:
-            view = self._look(state.image_id)
-            if view is None:  # a copy ECS has just accepted may take a moment to be listed
-                self._sleep(MIN_CHECK_DELAY)
-                view = self._look(state.image_id)
-            return view
-        except EcsError as error:
-            if not (error.transient and self._can_defer):
-                raise
-            self.retry_later(state, error)
-            raise  # unreachable: retry_later always raises
-
-    def retry_later(self, state: WaitState, error: EcsError) -> None:
-        """Hand over after throttling or a transient error, claiming nothing; always raises Deferred."""
-        waited = self._now() - state.began_at
-        if waited >= self._max_wait:
-            raise CopyFailed(
-                f"gave up after waiting {waited:.0f} s (the limit is {self._max_wait:.0f} s) while ECS kept "
-                f"answering {error.code}; the copy {state.image_id or '(not started)'} has been cancelled"
-            )
-        delay = min(retry_delay(state.retries), state.began_at + self._max_wait - self._now())
-        self._schedule(replace(state, continuations=state.continuations + 1, retries=state.retries + 1), delay)
-        raise Deferred(f"next try in {delay:.0f} s after {error.code}")
-
-    def defer(self, state: WaitState, delay: float, progress: int | None = None) -> None:
-        """Hand the wait to a new invocation after ``delay`` seconds; always raises Deferred.
-
-        The next invocation is scheduled first and the copy marked after: if this run dies in between,
-        FC's retry of it still finds its own token on the copy and hands over again; the orphan then
-        finds a token that is neither its own nor its scheduler's, and stops.
-        """
-        token = secrets.token_hex(8)
-        self._schedule(state.handed_over(token), delay)
-        if state.image_id is not None:
-            self._mark_waiter(state.image_id, token)
-        raise Deferred(f"next look in {delay:.0f} s" + (f" at {progress}%" if progress is not None else ""))
+    progress = [(t, p) for t, p in samples if p > 0]
+    if not progress:  # nothing moves yet (queued, or just started): wait longer each time
+        return max(LOOK_SOON, ZERO_GROWTH * (now - started_at))
+    zeros = [t for t, p in samples if p <= 0 and t < progress[0][0]]
+    window = _fit_window(progress, zeros[-1] if zeros else None)
+    if window is None:  # one sample of progress: no rate yet; the next sample gives one
+        since = zeros[-1] if zeros else started_at
+        return max(LOOK_SOON, 0.5 * (now - since))
+    region, t_n = window
+    low, high = _time_to(region, t_n, 100.0)
+    if high - low <= PRECISION_SECONDS:
+        return max(0.0, high - now) + 0.5
+    percent_seconds = _percent_seconds(region)
+    if low - now > END_GAME_PERCENTS * percent_seconds:
+        return max(LOOK_SOON, APPROACH_SHARE * (low - now))
+    # End game: pin down the boundary of the next percent that falls before the earliest end.
+    level = progress[-1][1] + 1
+    while level < 100:
+        a, b = _time_to(region, t_n, float(level))
+        if b - a > PRECISION_SECONDS and a < low:
+            return max(0.0, min((a + b) / 2, low) - now)
+        level += 1
+    return max(0.0, low + PRECISION_SECONDS - now)  # in the last percent, uncertain: creep forward
 
 
-def _percent(progress: int | None) -> str:
-    return "an unknown progress" if progress is None else f"{progress}%"
+_Polygon = list[tuple[float, float]]  # vertices (x: progress at t_n, r: percent per second)
+
+
+def _fit_window(progress: list[tuple[float, int]], last_zero: float | None) -> tuple[_Polygon, float] | None:
+    """The (progress now, rate) region consistent with the newest samples; drops old ones until one fits."""
+    t_n, p_n = progress[-1]
+    for start in range(len(progress) - 1):
+        older = progress[start:-1]
+        region: _Polygon = [(p_n, 0.0), (p_n + 1.0, 0.0), (p_n + 1.0, 100.0), (p_n, 100.0)]
+        for t_i, p_i in older:
+            d = t_n - t_i
+            region = _clip(region, -1.0, d, -p_i)  # x - r d >= p_i
+            region = _clip(region, 1.0, -d, p_i + 1.0)  # x - r d <= p_i + 1
+        if start == 0 and last_zero is not None:
+            region = _clip(region, 1.0, -(t_n - last_zero), 1.0)  # progress was below 1% then
+        if region:
+            return region, t_n
+    return None
+
+
+def _clip(polygon: _Polygon, a: float, b: float, c: float) -> _Polygon:
+    """The part of a convex polygon where a*x + b*r <= c."""
+    result: _Polygon = []
+    for index, (x1, r1) in enumerate(polygon):
+        x2, r2 = polygon[(index + 1) % len(polygon)]
+        inside1, inside2 = a * x1 + b * r1 <= c + 1e-12, a * x2 + b * r2 <= c + 1e-12
+        if inside1:
+            result.append((x1, r1))
+        if inside1 != inside2:
+            share = (c - a * x1 - b * r1) / (a * (x2 - x1) + b * (r2 - r1))
+            result.append((x1 + share * (x2 - x1), r1 + share * (r2 - r1)))
+    return result
+
+
+def _time_to(region: _Polygon, t_n: float, level: float) -> tuple[float, float]:
+    """Earliest and latest time the progress reaches ``level``, over the region's vertices."""
+    times = [t_n + max(0.0, level - x) / r if r > 1e-9 else math.inf for x, r in region]
+    return min(times), max(times)
+
+
+def _percent_seconds(region: _Polygon) -> float:
+    """How long one percent takes at the region's middle rate."""
+    rates = sorted(r for _, r in region)
+    return 1.0 / max(rates[len(rates) // 2], 1e-9)
+
+
+def _number_or_none(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

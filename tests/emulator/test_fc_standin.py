@@ -1,12 +1,17 @@
-"""The Function Compute stand-in, driven by the real FC 3.0 (alibabacloud_fc20230330) and FC 2.0 (fc2) SDKs."""
+"""The Function Compute stand-in, driven by the real FC 3.0 (alibabacloud_fc20230330) and FC 2.0 (fc2) SDKs.
+
+Every run is an actor of a :class:`VirtualClock`; the test handler sleeps on that clock (installed through
+``FunctionSpec.install_clock``), so delays, backoffs, billed time and overlaps are exact virtual seconds.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 import textwrap
-import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fc2
@@ -18,10 +23,11 @@ from alibabacloud_tea_openapi.models import Config
 from darabonba.runtime import RuntimeOptions
 from fc2.fc_exceptions import FcError
 
-from emulator.clock import Clock
+from emulator.clock import VirtualClock
 from emulator.credentials import AccessKey, CredentialStore
 from emulator.fc import (
     ASYNC_PAYLOAD_LIMIT,
+    FcApiError,
     FcStandIn,
     FunctionSpec,
     InvocationFailed,
@@ -35,7 +41,6 @@ HANDLER = textwrap.dedent(
     import json
     import os
     import threading
-    import time
 
     import helperpkg  # a package of the function's own, found through code_dir on sys.path
 
@@ -62,12 +67,15 @@ HANDLER = textwrap.dedent(
             "env": {k: v for k, v in os.environ.items() if k.startswith(("FC_", "ALIBABA_CLOUD_", "COPYIMAGE_",
                                                                             "MY_"))},
             "helper": helperpkg.MARK,
+            "thread": threading.current_thread().name,
         }
         with _lock:
             with open(os.environ["RECORD_FILE"], "a") as out:
                 out.write(json.dumps(record) + "\\n")
+        if "spin" in data:
+            sum(i * i for i in range(data["spin"]))  # CPU work: no virtual time passes meanwhile
         if "sleep" in data:
-            time.sleep(data["sleep"])
+            helperpkg.CLOCK.sleep(data["sleep"])  # the function's clock: the virtual one, once installed
         if "raise" in data:
             raise ValueError(data["raise"])
         kind = data.get("return_kind")
@@ -83,12 +91,25 @@ HANDLER = textwrap.dedent(
 
 
 @pytest.fixture
-def code_dir(tmp_path: Path) -> Path:
+def code_dir(tmp_path: Path) -> Iterator[Path]:
     code = tmp_path / "code"
     (code / "helperpkg").mkdir(parents=True)
     (code / "index.py").write_text(HANDLER)
-    (code / "helperpkg" / "__init__.py").write_text("MARK = 'helper-loaded'\n")
-    return code
+    (code / "helperpkg" / "__init__.py").write_text("MARK = 'helper-loaded'\nCLOCK = None\n")
+    sys.modules.pop("helperpkg", None)  # each test imports its own copy
+    yield code
+    sys.modules.pop("helperpkg", None)
+
+
+def install_helper_clock(clock: VirtualClock) -> Callable[[], None]:
+    """What a function does to run on the virtual clock: point its own clock (here ``helperpkg.CLOCK``) at it."""
+    helper = importlib.import_module("helperpkg")  # code_dir is on sys.path while the stand-in runs
+    helper.CLOCK = clock
+
+    def undo() -> None:
+        helper.CLOCK = None
+
+    return undo
 
 
 @pytest.fixture
@@ -107,13 +128,21 @@ def user_key(store: CredentialStore) -> AccessKey:
 
 
 @pytest.fixture
-def make_fc(code_dir: Path, record_file: Path, store: CredentialStore):
+def clock() -> Iterator[VirtualClock]:
+    clock = VirtualClock()
+    yield clock
+    clock.close()
+
+
+@pytest.fixture
+def make_fc(code_dir: Path, record_file: Path, store: CredentialStore, clock: VirtualClock):
     started: list[FcStandIn] = []
 
-    def make(scale: float = 1.0, **spec_fields: object) -> FcStandIn:
+    def make(**spec_fields: object) -> FcStandIn:
         environment = {"RECORD_FILE": str(record_file), **spec_fields.pop("environment", {})}
+        spec_fields.setdefault("install_clock", install_helper_clock)
         spec = FunctionSpec(code_dir=code_dir, environment=environment, **spec_fields)
-        fc = FcStandIn(Clock(scale=scale), store, spec).start()
+        fc = FcStandIn(clock, store, spec).start()
         started.append(fc)
         return fc
 
@@ -157,6 +186,11 @@ def fc3_invoke(
     )
 
 
+def fc3_async(fc: FcStandIn, key: AccessKey, payload: bytes, delay: str | None = None):
+    headers = None if delay is None else {"x-fc-async-delay": delay}
+    return fc3_invoke(fc3_client(fc, key), fc.spec.name, payload, invocation_type="Async", common_headers=headers)
+
+
 def read_body(response) -> bytes:
     body = response.body
     if body is None:
@@ -173,11 +207,25 @@ def fc2_client(fc: FcStandIn, key: AccessKey, secret: str | None = None, token: 
     )
 
 
+def fc2_async(fc: FcStandIn, key: AccessKey, payload: bytes, delay: str | None = None):
+    headers = dict(ASYNC) if delay is None else {**ASYNC, "x-fc-async-delay": delay}
+    return fc2_client(fc, key).invoke_function(SERVICE, fc.spec.name, payload=payload, headers=headers)
+
+
+def timeline(fc: FcStandIn, t0: float) -> list[tuple[int, float, float | None]]:
+    """(attempt, start, end) of every run, in virtual seconds after ``t0``."""
+    return [
+        (run.attempt, run.started_at - t0, None if run.finished_at is None else run.finished_at - t0)
+        for run in fc.invocations
+    ]
+
+
 # ---------------------------------------------------------------------------- sync, context, environment
 
 
-def test_fc3_sync_runs_handler_with_fc_context_and_environment(make_fc, user_key, record_file, store):
+def test_fc3_sync_runs_handler_with_fc_context_and_environment(make_fc, user_key, record_file, store, clock):
     fc = make_fc(environment={"MY_SETTING": "on"}, memory=512, timeout=120.0)
+    t0 = clock.now()
     response = fc3_invoke(fc3_client(fc, user_key), "ros-copy-image", b'{"hello": "world"}')
 
     assert response.status_code == 200
@@ -195,6 +243,7 @@ def test_fc3_sync_runs_handler_with_fc_context_and_environment(make_fc, user_key
     assert seen["service"] is None
     assert (seen["region"], seen["account_id"], seen["tracing"]) == ("cn-hangzhou", "1234567890123456", None)
     assert seen["helper"] == "helper-loaded"
+    assert seen["thread"].startswith("fc-sync-")  # the run is an actor of the clock
 
     env = seen["env"]
     assert env["FC_FUNCTION_NAME"] == "ros-copy-image"
@@ -205,7 +254,7 @@ def test_fc3_sync_runs_handler_with_fc_context_and_environment(make_fc, user_key
     assert env["FC_INSTANCE_ID"] and env["FC_INSTANCE_ID"] == fc.instance_id
     assert "FC_SERVICE_NAME" not in env and "FC_QUALIFIER" not in env
     assert env["MY_SETTING"] == "on"
-    assert env["COPYIMAGE_TIME_SCALE"] == repr(fc.clock.scale)
+    assert not any(name.startswith("COPYIMAGE_TIME") for name in env)  # the clock is installed, not configured
     assert not any(name.startswith("ALIBABA_CLOUD_") for name in env)
     assert {k: v for k, v in fc.function_environment().items() if k in env} == {
         k: v for k, v in env.items() if k in fc.function_environment()
@@ -215,7 +264,8 @@ def test_fc3_sync_runs_handler_with_fc_context_and_environment(make_fc, user_key
     (run,) = fc.invocations
     assert (run.request_id, run.invocation_type, run.api, run.attempt) == (request_id, "Sync", "fc3", 1)
     assert run.error is None and run.result == {"echo": {"hello": "world"}, "request_id": request_id}
-    assert run.finished_at is not None and not run.timed_out
+    assert (run.scheduled_at, run.started_at, run.finished_at) == (t0, t0, t0)  # no virtual time passed
+    assert run.billed_seconds == 0.0 and not run.timed_out
 
 
 def test_fc2_sync_sees_service_context(make_fc, user_key, record_file):
@@ -257,16 +307,101 @@ def test_credentials_can_move_from_context_to_environment(make_fc, user_key, rec
     assert seen["env"]["ALIBABA_CLOUD_SECURITY_TOKEN"] == role.security_token
 
 
-def test_reserved_environment_names_are_refused(code_dir, store):
+def test_reserved_environment_names_are_refused(code_dir, store, clock):
     with pytest.raises(ValueError, match="reserved"):
-        FcStandIn(Clock(), store, FunctionSpec(code_dir=code_dir, environment={"FC_REGION": "x"}))
+        FcStandIn(clock, store, FunctionSpec(code_dir=code_dir, environment={"FC_REGION": "x"}))
     spec = FunctionSpec(code_dir=code_dir)
-    fc = FcStandIn(Clock(), store, spec)
+    fc = FcStandIn(clock, store, spec)
     spec.environment["FC_INSTANCE_ID"] = "mine"  # added after construction, as a harness may do
     environ_before = dict(os.environ)
     with pytest.raises(ValueError, match="reserved"):
         fc.start()
     assert dict(os.environ) == environ_before
+
+
+def test_max_async_retries_out_of_range_is_refused(code_dir, store, clock):
+    with pytest.raises(ValueError, match="max_async_retries"):
+        FcStandIn(clock, store, FunctionSpec(code_dir=code_dir, max_async_retries=9))
+
+
+# ---------------------------------------------------------------------------- the clock, billing, CPU
+
+
+def test_install_clock_is_called_on_start_and_undone_on_stop(make_fc, clock):
+    calls: list[object] = []
+
+    def install(given: VirtualClock) -> Callable[[], None]:
+        calls.append(given)
+        undo = install_helper_clock(given)
+
+        def uninstall() -> None:
+            calls.append("undone")
+            undo()
+
+        return uninstall
+
+    fc = make_fc(install_clock=install)
+    assert calls == [clock] and fc.clock is clock
+    helper = sys.modules["helperpkg"]
+    assert helper.CLOCK is clock
+    fc.invoke(b'{"sleep": 7}')  # the handler's sleep is a sleep of the virtual clock
+    assert fc.invocations[0].billed_seconds == 7.0
+    fc.stop()
+    assert calls == [clock, "undone"]
+    assert helper.CLOCK is None
+    fc.stop()  # stopping again undoes nothing twice
+    assert calls == [clock, "undone"]
+
+
+def test_a_failing_install_clock_fails_start_and_leaves_the_process_alone(code_dir, store, clock):
+    def install(_: VirtualClock) -> Callable[[], None]:
+        raise RuntimeError("no clock for you")
+
+    environ_before, path_before = dict(os.environ), list(sys.path)
+    fc = FcStandIn(clock, store, FunctionSpec(code_dir=code_dir, install_clock=install))
+    with pytest.raises(RuntimeError, match="no clock for you"):
+        fc.start()
+    assert dict(os.environ) == environ_before and sys.path == path_before
+    assert store.lookup(fc.function_credentials.id) is None
+
+
+def test_billed_seconds_and_timeout_are_virtual(make_fc, clock):
+    fc = make_fc(timeout=300.0)
+    t0 = clock.now()
+    fc.invoke(b'{"sleep": 5}')
+    (run,) = fc.invocations
+    assert run.billed_seconds == 5.0 and (run.started_at, run.finished_at) == (t0, t0 + 5)
+    assert clock.now() == t0 + 5  # a Sync invoke from outside the simulation drives the clock through the run
+    assert not run.timed_out and run.error is None
+    fc.stop()
+
+    slow = make_fc(timeout=2.0)
+    with pytest.raises(InvocationFailed) as caught:
+        slow.invoke(b'{"sleep": 5}')
+    assert caught.value.error_type == "FunctionTimedOut"
+    (run,) = slow.invocations
+    assert run.timed_out and run.billed_seconds == 5.0 and "timed out" in run.error
+    slow.invoke(b'{"sleep": 2}')  # exactly the timeout is fine
+    assert slow.invocations[-1].error is None and not slow.invocations[-1].timed_out
+
+
+def test_cpu_seconds_count_the_handler_work_not_the_virtual_time(make_fc):
+    fc = make_fc()
+    fc.invoke(b'{"spin": 200000}')
+    fc.invoke(b'{"sleep": 200}')
+    busy, sleeper = fc.invocations
+    assert busy.cpu_seconds > 0 and busy.billed_seconds == 0.0  # work takes no virtual time
+    assert sleeper.billed_seconds == 200.0
+    assert sleeper.cpu_seconds < 200.0
+
+
+def test_sync_runs_inline_when_the_caller_is_an_actor(make_fc, record_file, clock):
+    fc = make_fc()
+    t0 = clock.now()
+    request_id, result = clock.call(lambda: fc.invoke(b'{"sleep": 4}'), "caller")
+    assert result == {"echo": {"sleep": 4}, "request_id": request_id}
+    assert records(record_file)[0]["thread"] == "caller"  # no actor of its own: the caller's
+    assert clock.now() == t0 + 4
 
 
 # ---------------------------------------------------------------------------- unhandled errors (sync)
@@ -302,131 +437,187 @@ def test_direct_invoke_raises_invocation_failed(make_fc):
         fc.invoke(b'{"raise": "direct"}')
     assert caught.value.body()["errorMessage"] == "direct"
     assert [run.api for run in fc.invocations] == ["direct", "direct"]
+    with pytest.raises(FcApiError) as refused:
+        fc.invoke(b"{}", "Eventually")
+    assert (refused.value.status, refused.value.code) == (400, "InvalidArgument")
+    with pytest.raises(FcApiError) as refused:
+        fc.invoke(b"{}", "Sync", delay=5)  # a delay only applies to async invocations
+    assert (refused.value.status, refused.value.code) == (400, "InvalidArgument")
+    assert len(fc.invocations) == 2
 
 
 # ---------------------------------------------------------------------------- async and delays
 
 
-def test_fc3_async_delay_is_honoured_in_virtual_time(make_fc, user_key, record_file):
-    fc = make_fc(scale=120.0)  # 60 virtual seconds pass in 0.5 s
-    response = fc3_invoke(
-        fc3_client(fc, user_key),
-        "ros-copy-image",
-        b'{"late": true}',
-        invocation_type="Async",
-        common_headers={"x-fc-async-delay": "60"},
-    )
+def test_fc3_async_delay_is_honoured_in_virtual_time(make_fc, user_key, record_file, clock):
+    fc = make_fc()
+    t0 = clock.now()
+    response = fc3_async(fc, user_key, b'{"late": true}', delay="60")
     assert response.status_code == 202
     request_id = response.headers["x-fc-request-id"]
     assert fc.async_delays == [60]
     assert fc.pending_async() == 1
 
-    time.sleep(0.25)  # half the delay
-    assert fc.invocations == [] and records(record_file) == []
+    clock.sleep(59.75)
+    assert fc.invocations == [] and records(record_file) == [] and fc.pending_async() == 1
 
-    assert fc.wait_idle(timeout=5)
+    assert fc.wait_idle()
+    assert clock.now() == t0 + 60  # time stopped as soon as nothing was pending
     (run,) = fc.invocations
     assert (run.request_id, run.invocation_type, run.api, run.attempt) == (request_id, "Async", "fc3", 1)
-    assert 60.0 <= run.started_at - run.scheduled_at < 90.0  # not before the delay; late only by scheduling
+    assert (run.scheduled_at, run.started_at) == (t0, t0 + 60)
     assert run.error is None and fc.pending_async() == 0
     assert records(record_file)[0]["request_id"] == request_id
+    assert records(record_file)[0]["thread"].startswith("fc-async-")
 
 
-def test_fc2_async_with_delay(make_fc, user_key, record_file):
-    fc = make_fc(scale=120.0, service=SERVICE)
-    response = fc2_client(fc, user_key).invoke_function(
-        SERVICE,
-        "ros-copy-image",
-        payload=b"{}",
-        headers={"x-fc-invocation-type": "Async", "x-fc-async-delay": "30"},
-        qualifier="LATEST",
-    )
+def test_fc3_async_without_a_delay_runs_at_once(make_fc, user_key, clock):
+    fc = make_fc()
+    t0 = clock.now()
+    response = fc3_async(fc, user_key, b"{}")  # no x-fc-async-delay header at all
+    assert response.status_code == 202
+    assert fc.wait_idle()
+    assert [(run.api, run.started_at) for run in fc.invocations] == [("fc3", t0)]
+    assert fc.async_delays == [0]
+
+
+def test_fc2_async_with_delay(make_fc, user_key, clock):
+    fc = make_fc(service=SERVICE)
+    t0 = clock.now()
+    response = fc2_async(fc, user_key, b"{}", delay="30")
     assert response.headers["x-fc-request-id"]
     assert fc.invocations == []
-    assert fc.wait_idle(timeout=5)
+    assert fc.wait_idle()
     (run,) = fc.invocations
     assert run.api == "fc2" and run.request_id == response.headers["x-fc-request-id"]
-    assert 30.0 <= run.started_at - run.scheduled_at < 60.0  # not before the delay; late only by scheduling
+    assert run.started_at == t0 + 30
     assert fc.async_delays == [30]
 
 
-def test_async_runs_overlap(make_fc, user_key):
+def test_wait_idle_gives_up_after_its_virtual_timeout(make_fc, clock):
     fc = make_fc()
-    for _ in range(2):
-        fc.invoke(b'{"sleep": 0.3}', "Async")
-    assert fc.wait_idle(timeout=5)
-    first, second = fc.invocations
-    assert second.started_at < first.finished_at  # a second instance, not a queue behind the first
+    t0 = clock.now()
+    fc.invoke(b"{}", "Async", delay=100)
+    assert fc.wait_idle(timeout=50) is False
+    assert clock.now() == t0 + 50 and fc.pending_async() == 1 and fc.invocations == []
+    assert fc.wait_idle(timeout=50) is True
+    assert clock.now() == t0 + 100
 
 
-@pytest.mark.parametrize("delay", ["-1", "3601", "1.5", "soon"])
-def test_fc3_invalid_async_delay_is_rejected(make_fc, user_key, delay):
+def test_async_runs_overlap_in_virtual_time(make_fc, clock):
+    fc = make_fc()
+    t0 = clock.now()
+    fc.invoke(b'{"sleep": 30}', "Async", delay=10)
+    fc.invoke(b'{"sleep": 30}', "Async", delay=20)
+    fc.invoke(b'{"sleep": 5}', "Async")
+    assert fc.wait_idle()
+    # a second instance starts while the first still runs: no queue behind it
+    assert sorted(timeline(fc, t0)) == [(1, 0, 5), (1, 10, 40), (1, 20, 50)]
+    assert clock.now() == t0 + 50
+    assert [run.billed_seconds for run in fc.invocations] == [5.0, 30.0, 30.0]
+
+
+@pytest.mark.parametrize("delay", ["0", "3600", "-1", "3601", "1.5", "soon"])
+def test_fc3_async_delay_outside_its_open_range_is_rejected(make_fc, user_key, delay):
     fc = make_fc()
     with pytest.raises(ClientException) as caught:
-        fc3_invoke(
-            fc3_client(fc, user_key),
-            "ros-copy-image",
-            b"{}",
-            invocation_type="Async",
-            common_headers={"x-fc-async-delay": delay},
-        )
+        fc3_async(fc, user_key, b"{}", delay=delay)
     assert (caught.value.status_code, caught.value.code) == (400, "InvalidArgument")
     assert fc.pending_async() == 0 and fc.async_delays == [] and fc.invocations == []
 
 
-def test_fc2_invalid_async_delay_is_rejected(make_fc, user_key):
+def test_fc3_async_delay_edges_inside_the_range(make_fc, user_key, clock):
+    fc = make_fc()
+    t0 = clock.now()
+    for delay in ("1", "3599"):
+        assert fc3_async(fc, user_key, b"{}", delay=delay).status_code == 202
+    assert fc.wait_idle()
+    assert [run.started_at - t0 for run in fc.invocations] == [1, 3599]
+
+
+@pytest.mark.parametrize("delay", ["-1", "3601"])
+def test_fc2_async_delay_outside_its_closed_range_is_rejected(make_fc, user_key, delay):
     fc = make_fc(service=SERVICE)
     with pytest.raises(FcError) as caught:
-        fc2_client(fc, user_key).invoke_function(
-            SERVICE, "ros-copy-image", payload=b"{}", headers={**ASYNC, "x-fc-async-delay": "3601"}
-        )
+        fc2_async(fc, user_key, b"{}", delay=delay)
     assert (caught.value.status_code, caught.value.err_code) == (400, "InvalidArgument")
     assert caught.value.request_id not in ("", "unknown")
-    assert fc.pending_async() == 0
+    assert fc.pending_async() == 0 and fc.async_delays == []
 
 
-def test_oversized_async_payload_is_rejected_on_both_paths(make_fc, user_key, code_dir, store):
+def test_fc2_async_delay_accepts_both_ends_of_its_range(make_fc, user_key, clock):
+    fc = make_fc(service=SERVICE)
+    t0 = clock.now()
+    for delay in ("0", "3600"):
+        assert fc2_async(fc, user_key, b"{}", delay=delay).headers["x-fc-request-id"]
+    assert fc.async_delays == [0, 3600]
+    assert fc.wait_idle()
+    assert [(run.api, run.started_at - t0) for run in fc.invocations] == [("fc2", 0), ("fc2", 3600)]
+
+
+def test_direct_async_delay_follows_the_closed_range(make_fc, clock):
+    fc = make_fc()
+    t0 = clock.now()
+    for delay in (-1, 3601, 3600.5):
+        with pytest.raises(FcApiError) as caught:
+            fc.invoke(b"{}", "Async", delay=delay)
+        assert (caught.value.status, caught.value.code) == (400, "InvalidArgument")
+    for delay in (0, 3600):
+        fc.invoke(b"{}", "Async", delay=delay)
+    assert fc.wait_idle()
+    assert [(run.api, run.started_at - t0) for run in fc.invocations] == [("direct", 0), ("direct", 3600)]
+
+
+def test_oversized_async_payload_is_rejected_on_both_paths(make_fc, user_key):
     fc3 = make_fc()
     too_big, at_limit = b"x" * (ASYNC_PAYLOAD_LIMIT + 1), b"x" * ASYNC_PAYLOAD_LIMIT
     with pytest.raises(ClientException) as caught:
-        fc3_invoke(fc3_client(fc3, user_key), "ros-copy-image", too_big, invocation_type="Async")
+        fc3_async(fc3, user_key, too_big, delay="1")
     assert (caught.value.status_code, caught.value.code) == (413, "RequestEntityTooLarge")
     # exactly the limit is fine
-    response = fc3_invoke(fc3_client(fc3, user_key), "ros-copy-image", at_limit, invocation_type="Async")
-    assert response.status_code == 202
-    assert fc3.wait_idle(timeout=5)
+    assert fc3_async(fc3, user_key, at_limit, delay="1").status_code == 202
+    assert fc3.wait_idle()
     assert len(fc3.invocations) == 1 and len(fc3.invocations[0].payload) == ASYNC_PAYLOAD_LIMIT
     fc3.stop()
 
     fc_2 = make_fc(service=SERVICE)
     with pytest.raises(FcError) as caught2:
-        fc2_client(fc_2, user_key).invoke_function(SERVICE, "ros-copy-image", payload=too_big, headers=ASYNC)
+        fc2_async(fc_2, user_key, too_big)
     assert (caught2.value.status_code, caught2.value.err_code) == (413, "RequestEntityTooLarge")
     assert fc_2.invocations == []
 
 
-def test_async_unhandled_error_is_retried_then_dropped(make_fc, user_key, record_file):
-    fc = make_fc(scale=50.0, max_async_retries=2)
-    response = fc3_invoke(fc3_client(fc, user_key), "ros-copy-image", b'{"raise": "always"}', invocation_type="Async")
+def test_async_unhandled_error_is_retried_then_dropped(make_fc, user_key, record_file, clock):
+    fc = make_fc(max_async_retries=2)
+    t0 = clock.now()
+    response = fc3_async(fc, user_key, b'{"raise": "always", "sleep": 3}', delay="10")
     request_id = response.headers["x-fc-request-id"]
-    assert fc.wait_idle(timeout=5)
-    time.sleep(0.2)  # 10 virtual seconds more: nothing else may come
+    assert fc.wait_idle()
+    clock.sleep(3600)  # nothing else may come
     runs = fc.invocations
-    assert [run.attempt for run in runs] == [1, 2, 3]
+    # backoff 1 s, then 2 s, from the end of the failed run; the retry is scheduled when the run failed
+    assert timeline(fc, t0) == [(1, 10, 13), (2, 14, 17), (3, 19, 22)]
+    assert [run.scheduled_at - t0 for run in runs] == [0, 13, 17]
     assert {run.request_id for run in runs} == {request_id}
     assert all(run.error == repr(ValueError("always")) for run in runs)
     assert [r["request_id"] for r in records(record_file)] == [request_id] * 3
-    # backoff 1 s then 2 s (virtual) between a failure and the retry
-    assert 1.0 <= runs[1].started_at - runs[0].finished_at < 3.0
-    assert 2.0 <= runs[2].started_at - runs[1].finished_at < 4.0
     assert fc.pending_async() == 0
 
 
-def test_no_retries_when_max_async_retries_is_zero(make_fc):
-    fc = make_fc(scale=50.0, max_async_retries=0)
+def test_retry_backoff_can_be_changed(make_fc, clock):
+    fc = make_fc(max_async_retries=3)
+    fc.retry_backoff_seconds = 60
+    t0 = clock.now()
+    fc.invoke(b'{"raise": "again"}', "Async")
+    assert fc.wait_idle()
+    assert timeline(fc, t0) == [(1, 0, 0), (2, 60, 60), (3, 180, 180), (4, 420, 420)]
+
+
+def test_no_retries_when_max_async_retries_is_zero(make_fc, clock):
+    fc = make_fc(max_async_retries=0)
     fc.invoke(b'{"raise": "once"}', "Async")
-    assert fc.wait_idle(timeout=5)
-    time.sleep(0.1)
+    assert fc.wait_idle()
+    clock.sleep(3600)
     assert len(fc.invocations) == 1
 
 
@@ -434,10 +625,10 @@ def test_no_retries_when_max_async_retries_is_zero(make_fc):
 
 
 def test_fail_next_before_crashes_without_running_the_handler_then_retry_succeeds(make_fc, user_key, record_file):
-    fc = make_fc(scale=50.0)
+    fc = make_fc()
     fc.fail_next(2, when="before")
-    response = fc3_invoke(fc3_client(fc, user_key), "ros-copy-image", b'{"n": 1}', invocation_type="Async")
-    assert fc.wait_idle(timeout=5)
+    response = fc3_async(fc, user_key, b'{"n": 1}', delay="1")
+    assert fc.wait_idle()
     runs = fc.invocations
     assert [run.attempt for run in runs] == [1, 2, 3]
     assert "InjectedFault" in runs[0].error and "InjectedFault" in runs[1].error and runs[2].error is None
@@ -446,7 +637,7 @@ def test_fail_next_before_crashes_without_running_the_handler_then_retry_succeed
 
 
 def test_fail_next_after_runs_the_handler_but_reports_failure(make_fc, user_key, record_file):
-    fc = make_fc(scale=50.0)
+    fc = make_fc()
     fc.fail_next(1, when="after")
     response = fc3_invoke(fc3_client(fc, user_key), "ros-copy-image", b'{"n": 2}')
     assert response.headers["x-fc-error-type"] == "UnhandledInvocationError"
@@ -456,7 +647,7 @@ def test_fail_next_after_runs_the_handler_but_reports_failure(make_fc, user_key,
 
     fc.fail_next(1, when="after")
     fc.invoke(b'{"n": 3}', "Async")
-    assert fc.wait_idle(timeout=5)
+    assert fc.wait_idle()
     assert len(records(record_file)) == 3  # the async event ran twice: its work done twice
     assert [run.attempt for run in fc.invocations[1:]] == [1, 2]
 
@@ -464,21 +655,46 @@ def test_fail_next_after_runs_the_handler_but_reports_failure(make_fc, user_key,
         fc.fail_next(1, when="during")
 
 
-def test_duplicate_next_async_delivers_twice(make_fc, user_key, record_file):
+def test_duplicate_next_async_delivers_twice(make_fc, user_key, record_file, clock):
     fc = make_fc(service=SERVICE)
-    fc.duplicate_next_async(1)
-    client = fc2_client(fc, user_key)
-    first = client.invoke_function(
-        SERVICE, "ros-copy-image", payload=b'{"d": 1}', headers={"x-fc-invocation-type": "Async"}
-    )
-    second = client.invoke_function(
-        SERVICE, "ros-copy-image", payload=b'{"d": 2}', headers={"x-fc-invocation-type": "Async"}
-    )
-    assert fc.wait_idle(timeout=5)
-    ids = [run.request_id for run in fc.invocations]
-    assert sorted(ids) == sorted([first.headers["x-fc-request-id"]] * 2 + [second.headers["x-fc-request-id"]])
+    fc.duplicate_next_async(1, gap=50)
+    t0 = clock.now()
+    first = fc2_async(fc, user_key, b'{"d": 1}', delay="5")
+    second = fc2_async(fc, user_key, b'{"d": 2}', delay="5")
+    assert fc.wait_idle()
+    first_id, second_id = first.headers["x-fc-request-id"], second.headers["x-fc-request-id"]
+    assert [(run.request_id, run.started_at - t0) for run in fc.invocations] == [
+        (first_id, 5),
+        (second_id, 5),
+        (first_id, 55),  # the copy, the gap later
+    ]
     assert all(run.attempt == 1 and run.error is None for run in fc.invocations)
     assert len(records(record_file)) == 3
+
+
+def test_redeliver_after_delivers_every_first_delivery_once_more_late(make_fc, record_file, clock):
+    fc = make_fc()
+    fc.redeliver_after = 600
+    t0 = clock.now()
+    request_id, _ = fc.invoke(b'{"sleep": 5}', "Async", delay=10)
+    fc.invoke(b"{}")  # a Sync run is never redelivered
+    assert fc.wait_idle()
+    assert clock.now() == t0 + 620
+    clock.sleep(3600)  # and the late delivery is not delivered late again
+    async_runs = [run for run in fc.invocations if run.invocation_type == "Async"]
+    assert [(run.request_id, run.attempt) for run in async_runs] == [(request_id, 1), (request_id, 1)]
+    assert timeline(fc, t0)[0] == (1, 0, 0)  # the Sync run
+    assert [(run.scheduled_at - t0, run.started_at - t0) for run in async_runs] == [(0, 10), (15, 615)]
+    assert len(fc.invocations) == 3 and len(records(record_file)) == 3
+
+
+def test_redeliver_after_is_off_by_default(make_fc, clock):
+    fc = make_fc()
+    assert fc.redeliver_after is None
+    fc.invoke(b"{}", "Async", delay=1)
+    assert fc.wait_idle()
+    clock.sleep(86400)
+    assert len(fc.invocations) == 1
 
 
 # ---------------------------------------------------------------------------- signatures and routes
@@ -545,33 +761,17 @@ def test_unknown_function_or_service_is_404(make_fc, user_key):
     assert fc_2.invocations == []
 
 
-# ---------------------------------------------------------------------------- billing, timeout, lifecycle
+# ---------------------------------------------------------------------------- lifecycle
 
 
-def test_billed_seconds_and_timeout_are_virtual(make_fc):
-    fc = make_fc(scale=100.0, timeout=300.0)
-    fc.invoke(b'{"sleep": 0.05}')  # 5 virtual seconds
-    (run,) = fc.invocations
-    assert 5.0 <= run.billed_seconds < 50.0  # at least the sleep; the rest is the machine's speed
-    assert not run.timed_out and run.error is None
-    fc.stop()
-
-    slow = make_fc(scale=100.0, timeout=2.0)
-    with pytest.raises(InvocationFailed) as caught:
-        slow.invoke(b'{"sleep": 0.05}')
-    assert caught.value.error_type == "FunctionTimedOut"
-    (run,) = slow.invocations
-    assert run.timed_out and run.billed_seconds > 2.0 and "timed out" in run.error
-
-
-def test_stop_restores_environment_and_sys_path(code_dir, record_file, store, monkeypatch):
+def test_stop_restores_environment_and_sys_path(code_dir, record_file, store, clock, monkeypatch):
     monkeypatch.setenv("MY_SETTING", "before")
     monkeypatch.delenv("FC_FUNCTION_NAME", raising=False)
     environ_before, path_before = dict(os.environ), list(sys.path)
     spec = FunctionSpec(
         code_dir=code_dir, service=SERVICE, environment={"RECORD_FILE": str(record_file), "MY_SETTING": "during"}
     )
-    fc = FcStandIn(Clock(), store, spec).start()
+    fc = FcStandIn(clock, store, spec).start()
     try:
         assert os.environ["MY_SETTING"] == "during" and os.environ["FC_SERVICE_NAME"] == SERVICE
         assert sys.path[0] == str(code_dir.resolve())
@@ -585,12 +785,20 @@ def test_stop_restores_environment_and_sys_path(code_dir, record_file, store, mo
         fc.invoke(b"{}")
 
 
-def test_a_broken_handler_fails_start_and_leaves_the_process_alone(tmp_path, store):
+def test_async_events_still_scheduled_at_stop_never_run(make_fc, clock):
+    fc = make_fc()
+    fc.invoke(b"{}", "Async", delay=100)
+    fc.stop()
+    clock.sleep(200)
+    assert fc.invocations == [] and fc.pending_async() == 0
+
+
+def test_a_broken_handler_fails_start_and_leaves_the_process_alone(tmp_path, store, clock):
     code = tmp_path / "broken"
     code.mkdir()
     (code / "index.py").write_text("raise ImportError('missing dependency')\n")
     environ_before, path_before = dict(os.environ), list(sys.path)
-    fc = FcStandIn(Clock(), store, FunctionSpec(code_dir=code))
+    fc = FcStandIn(clock, store, FunctionSpec(code_dir=code))
     with pytest.raises(ImportError, match="missing dependency"):
         fc.start()
     assert dict(os.environ) == environ_before and sys.path == path_before

@@ -1,0 +1,290 @@
+"""A ROS custom resource framework: decode, parse, dispatch, wait, always answer exactly once.
+
+It knows the protocol and how to wait; it knows nothing of images. Each invocation reads like the protocol:
+
+    decode -> check the ResponseURL -> parse -> (look -> decide)* -> answer | hand over | stop
+
+The resource does the work and returns plain values (:class:`Seen`); :func:`waiting.decide` says what follows.
+The invocation itself fails only when no answer can ever be sent (no usable ResponseURL), or when the answer could
+not be delivered after every try, so that FC retries an asynchronous invocation.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from copyimage import clock
+from copyimage.config import Settings
+from copyimage.credentials import Credentials, resolve_credentials
+from copyimage.errors import InvalidRequest, ProviderError, Unanswerable
+from copyimage.logs import begin_invocation, bind_request, guard_sdk_logs, logger, redact_url
+from copyimage.outbound import answer_urls, deliver_answer, invoke_later
+from copyimage.protocol import (
+    Answer,
+    CreateRequest,
+    DeleteRequest,
+    RosRequest,
+    UpdateRequest,
+    decode_event,
+    parse_request,
+    partial_request,
+    response_body,
+)
+from copyimage.waiting import Budget, Finish, HandOver, LookAgain, Seen, Stop, Wait, decide
+
+CONTINUATION = "Continuation"
+CONTINUATION_VERSION = 2
+DEFAULT_FUNCTION_TIMEOUT = 60.0
+
+
+class Resource(Protocol):
+    """What a custom resource does; every method returns plain values or raises a ProviderError."""
+
+    def start(self, request: CreateRequest, wait: Wait) -> Seen: ...
+
+    def look(self, request: CreateRequest, wait: Wait) -> Seen: ...
+
+    def update(self, request: UpdateRequest, wait: Wait) -> Seen: ...
+
+    def delete(self, request: DeleteRequest, wait: Wait) -> Seen: ...
+
+    def claim(self, request: RosRequest, wait: Wait, token: str) -> None: ...
+
+    def finish(self, request: RosRequest, wait: Wait, delivered: bool) -> None: ...
+
+    def discard(self, request: RosRequest, wait: Wait) -> None: ...
+
+
+MakeResource = Callable[[RosRequest, Settings, Credentials], Resource]
+
+
+def first_token(request_id: str) -> str:
+    """The owner token of a Create's first invocation: the same for a request delivered twice."""
+    import hashlib
+
+    return "w-" + hashlib.sha256(f"waiter\n{request_id}".encode()).hexdigest()[:16]
+
+
+def fresh_token() -> str:
+    return "w-" + secrets.token_hex(8)
+
+
+def continuation(request_event: Mapping[str, object], wait: Wait) -> dict[str, object]:
+    """The payload of the invocation that picks the wait up: the ROS request as it came, and the wait."""
+    return {CONTINUATION: {"Version": CONTINUATION_VERSION, "Request": dict(request_event), "Wait": wait.to_json()}}
+
+
+def handle(event: object, context: object, make_resource: MakeResource) -> dict[str, str]:
+    """The FC entry point's body (see handler.py)."""
+    begin_invocation(str(getattr(context, "request_id", "") or ""))
+    guard_sdk_logs()
+    started_at = clock.current().now()
+    settings = Settings.from_env()
+    try:
+        request_event, wrapper = _unwrap(decode_event(event))
+        response_url = request_event.get("ResponseURL")
+        if not isinstance(response_url, str) or not response_url.strip():
+            raise Unanswerable("the request has no ResponseURL, so no answer can be sent")
+        intranet_url = request_event.get("IntranetResponseURL")
+        urls = answer_urls(response_url, intranet_url if isinstance(intranet_url, str) else None, settings)
+        if not urls:
+            raise Unanswerable(f"no allowed response URL (ResponseURL host: {redact_url(response_url)})")
+    except Unanswerable as error:
+        logger.error("request cannot be answered: nothing is done for it", extra={"reason": str(error)})
+        raise
+    try:
+        wait = _read_wait(wrapper)
+        request = parse_request(request_event)
+    except InvalidRequest as error:
+        logger.error("malformed request", extra={"reason": str(error)})
+        answer = Answer("FAILED", partial_request(request_event).answer_id, reason=f"malformed request: {error}")
+        return _Invocation(partial_request(request_event), settings, context, started_at, urls).deliver(answer)
+    bind_request(
+        request_type=request.request_type,
+        request_id=request.request_id,
+        stack_id=request.stack_id,
+        logical_resource_id=request.logical_resource_id,
+    )
+    logger.info(
+        "request received",
+        extra={
+            "hop": wait.hop if wait else 0,
+            "response_url": redact_url(request.response_url),
+            "intranet_response_url": redact_url(request.intranet_response_url),
+            "allowed_response_urls": len(urls),
+        },
+    )
+    return _Invocation(request, settings, context, started_at, urls).run(wait, make_resource)
+
+
+def _unwrap(event: Mapping[str, object]) -> tuple[Mapping[str, object], Mapping[str, object] | None]:
+    """The ROS request an event carries (itself, or the one inside a continuation), and the continuation."""
+    wrapper = event.get(CONTINUATION)
+    if wrapper is None:
+        return event, None
+    request = wrapper.get("Request") if isinstance(wrapper, Mapping) else None
+    if not isinstance(wrapper, Mapping) or not isinstance(request, Mapping):
+        raise Unanswerable("malformed continuation: it carries no ROS request")
+    return request, wrapper
+
+
+def _read_wait(wrapper: Mapping[str, object] | None) -> Wait | None:
+    if wrapper is None:
+        return None
+    if wrapper.get("Version") != CONTINUATION_VERSION:
+        raise InvalidRequest(f"continuation version {wrapper.get('Version')!r} is not supported")
+    return Wait.from_json(wrapper.get("Wait"))
+
+
+@dataclass
+class _Invocation:
+    """One handler call: the request, where answers may go, and how long this invocation may wait."""
+
+    request: RosRequest
+    settings: Settings
+    context: object
+    started_at: float
+    urls: list[str]
+
+    def run(self, wait: Wait | None, make_resource: MakeResource) -> dict[str, str]:
+        request = self.request
+        if wait is None:
+            wait = self._begin()
+        resource = make_resource(request, self.settings, resolve_credentials(self.context))
+        budget = self._budget()
+        while True:
+            wait, seen = self._observe(resource, wait)
+            decision = decide(wait, seen, clock.current().now(), budget, fresh_token())
+            if isinstance(decision, LookAgain):
+                logger.debug("looking again", extra={"delay_seconds": decision.delay})
+                clock.current().sleep(decision.delay)
+                wait = decision.wait
+                continue
+            if isinstance(decision, Stop):
+                logger.info("stopping without an answer", extra={"reason": decision.reason})
+                return {"Status": "STOPPED"}
+            if isinstance(decision, HandOver):
+                handed = self._hand_over(resource, decision)
+                if handed is None:
+                    return {"Status": "WAITING"}
+                decision = handed
+            return self._answer(resource, decision)
+
+    def _begin(self) -> Wait:
+        now = clock.current().now()
+        if isinstance(self.request, CreateRequest):
+            return Wait.begin(now, self.settings.max_wait_seconds, owner=first_token(self.request.request_id))
+        return Wait.begin(now, self.settings.cleanup_wait_seconds)
+
+    def _budget(self) -> Budget:
+        function = getattr(self.context, "function", None)
+        timeout = float(getattr(function, "timeout", None) or DEFAULT_FUNCTION_TIMEOUT)
+        reserve = self.settings.deadline_margin_seconds + self.settings.ecs_call_bound
+        latest = self.started_at + max(0.0, timeout - reserve)
+        if not self.settings.can_defer:
+            return Budget(latest, can_defer=False)
+        return Budget(min(latest, self.started_at + self.settings.inline_wait_seconds))
+
+    def _observe(self, resource: Resource, wait: Wait) -> tuple[Wait, Seen]:
+        """Do the request's next step and report what it found; errors become ``failed`` or ``unreachable``."""
+        request = self.request
+        try:
+            if isinstance(request, CreateRequest):
+                if not wait.state:
+                    begun = resource.start(request, wait)
+                    if begun.kind != "pending":
+                        return wait, begun
+                    wait = replace(
+                        wait,
+                        state=dict(begun.state or {}),
+                        accepts=tuple(dict.fromkeys((*wait.accepts, *begun.accepts))),
+                        started_at=clock.current().now(),
+                    )
+                return wait, resource.look(request, wait)
+            if isinstance(request, UpdateRequest):
+                return wait, resource.update(request, wait)
+            return wait, resource.delete(request, wait)
+        except ProviderError as error:
+            if error.transient:
+                logger.warning("the service refused for now", extra={"error_code": error.code, "reason": str(error)})
+                return wait, Seen("unreachable", detail=str(error))
+            logger.warning("request failed", extra={"reason": str(error), "error_type": type(error).__name__})
+            return wait, Seen("failed", detail=str(error))
+        except Exception as error:  # a bug: still answer, and leave the trace in the log
+            logger.exception("unexpected error")
+            return wait, Seen(
+                "failed",
+                detail=f"internal error in the provider: {type(error).__name__}: {error} "
+                f"(FC request {getattr(self.context, 'request_id', '')}; see the function's logs)",
+            )
+
+    def _hand_over(self, resource: Resource, decision: HandOver) -> Finish | None:
+        """Schedule the next invocation, then mark the work; a failure to schedule fails the request."""
+        identity = self.settings.function
+        assert identity is not None  # decide hands over only when the settings allow it
+        try:
+            invoke_later(
+                identity,
+                continuation(self.request.raw, decision.wait),
+                decision.delay,
+                resolve_credentials(self.context),
+                self.settings,
+            )
+        except ProviderError as error:
+            logger.error("could not schedule the next look", extra={"reason": str(error)})
+            return Finish(False, decision.wait, detail=str(error), discard=True)
+        logger.info("next look scheduled", extra={"delay_seconds": decision.delay, "hop": decision.wait.hop})
+        if decision.claim is not None:
+            _quietly("claim", lambda: resource.claim(self.request, decision.wait, decision.claim or ""))
+        return None
+
+    def _answer(self, resource: Resource, decision: Finish) -> dict[str, str]:
+        request = self.request
+        if decision.ok:
+            physical_id = decision.physical_id or _request_physical_id(request)
+            answer = Answer("SUCCESS", physical_id, data=decision.data)
+        else:
+            if decision.discard:
+                _quietly("discard", lambda: resource.discard(request, decision.wait))
+            answer = Answer("FAILED", _request_physical_id(request), reason=decision.detail or "failed")
+        result = self.deliver(answer)
+        if result.get("Delivery") == "delivered":
+            _quietly("finish", lambda: resource.finish(request, decision.wait, delivered=answer.status == "SUCCESS"))
+        return result
+
+    def deliver(self, answer: Answer) -> dict[str, str]:
+        """Send the one answer; raise when it could not be delivered, so that FC retries the invocation."""
+        delivery = deliver_answer(response_body(self.request, answer), self.urls, self.settings)
+        extra = {"status": answer.status, "physical_resource_id": answer.physical_resource_id, "reason": answer.reason}
+        if delivery.outcome == "undelivered":
+            logger.error("answer not delivered", extra={**extra, "detail": delivery.detail})
+            raise ProviderError(delivery.detail)
+        if delivery.outcome == "refused":
+            # ROS stopped waiting: what this request made stays tagged, for the stack's rollback or Delete.
+            logger.error("ROS refused the answer", extra={**extra, "detail": delivery.detail})
+        else:
+            logger.info("answered", extra=extra)
+        return {
+            "Status": answer.status,
+            "PhysicalResourceId": answer.physical_resource_id,
+            "Delivery": delivery.outcome,
+        }
+
+
+def _request_physical_id(request: RosRequest) -> str:
+    if isinstance(request, UpdateRequest):
+        return request.physical_resource_id
+    if isinstance(request, DeleteRequest):
+        return request.answer_id
+    return request.failed_create_id
+
+
+def _quietly(name: str, step: Callable[[], Any]) -> None:
+    """Tidying around the answer never turns into a failure of the invocation."""
+    try:
+        step()
+    except Exception:
+        logger.exception("tidying failed", extra={"step": name})
