@@ -12,7 +12,7 @@ test: $(VENV)/.dev-installed
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest -q -p no:logging
+	$(BIN)/python -m pytest -q -p no:logging -n 2 --dist worksteal
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/python -m ruff check .

@@ -114,6 +114,12 @@ class VirtualClock:
         self._realtime: tuple[float, float] | None = None  # (virtual, monotonic) when realtime began
         self.interleaving = interleave_seed is not None
 
+    def reseed(self, interleave_seed: int | None) -> None:
+        """Explore another interleaving from now on (None: scheduling order)."""
+        with self._lock:
+            self._random = random.Random(interleave_seed) if interleave_seed is not None else None
+            self.interleaving = interleave_seed is not None
+
     # ------------------------------------------------------------------ time
 
     def now(self) -> float:

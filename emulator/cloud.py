@@ -97,6 +97,15 @@ class LocalCloud:
         self.fc.start()
         return self
 
+    def reset(self, seed: int, interleave: bool = True) -> None:
+        """A fresh account on the running cloud, for the next scenario: the stand-ins forget everything, the
+        function's retry jitter and the interleaving of same-instant events follow ``seed``."""
+        self.ecs.reset()
+        self.fc.reset()
+        self.ros.reset()
+        self.clock.reseed(seed if interleave else None)
+        random.seed(seed)
+
     def stop(self) -> None:
         self.clock.close()
         for stand_in in (self.fc, self.ros, self.ecs):

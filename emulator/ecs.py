@@ -256,6 +256,12 @@ class FaultPlan:
         with self._lock:
             self._faults.clear()
 
+    def remove(self, fault: Fault) -> None:
+        """End a fault early (a "persistent" failure that lasts a while)."""
+        with self._lock:
+            if fault in self._faults:
+                self._faults.remove(fault)
+
     def pending(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)
@@ -542,6 +548,25 @@ class EcsStandIn(StandIn):
     def reset_calls(self) -> None:
         with self._lock:
             self.calls.clear()
+
+    def reset(self) -> None:
+        """Back to an empty account with the documented behaviour (between the scenarios of one test)."""
+        with self._lock:
+            self.calls.clear()
+            self.faults.clear()
+            for region in self.regions:
+                self._images[region].clear()
+                self._snapshots[region].clear()
+                self._lingering[region].clear()
+            self._tokens.clear()
+            self._linked_until.clear()
+            self._pending_failures.clear()
+        self.copy_plan = None
+        self.image_quota = DEFAULT_IMAGE_QUOTA
+        self.tag_in_progress_refused = False
+        self.deleted_listing_seconds = 0.0
+        self.snapshot_release_seconds = 0.0
+        self.missing_image_delete_ignored = False
 
     # ------------------------------------------------------------------ request handling
 

@@ -34,7 +34,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -90,6 +90,7 @@ class Invocation:
     result: object = None
     timed_out: bool = False  # ran longer than spec.timeout
     finished_at: float | None = None  # virtual; None while the run is still going
+    delivery: str = "first"  # first | duplicate (FC's at-least-once) | retry (after a failed run) | replay (late)
 
 
 @dataclass(frozen=True)
@@ -156,13 +157,15 @@ class FunctionTimedOut(Exception):
 
 
 @dataclass
-class _AsyncEvent:
+class _Event:
+    """One delivery of an invocation: what runs, and why (see Invocation.delivery)."""
+
     request_id: str
     payload: bytes
     api: str
     attempt: int
     scheduled_at: float  # virtual
-    replay: bool = False  # a late redelivery (the pessimistic switch): it is not redelivered again
+    delivery: str = "first"  # see Invocation.delivery
 
 
 def _check_environment(spec: FunctionSpec) -> None:
@@ -343,9 +346,15 @@ class FcStandIn(StandIn):
     # ------------------------------------------------------------------ invoking
 
     def invoke(
-        self, payload: bytes, invocation_type: str = "Sync", delay: float | None = 0.0, api: str = "direct"
+        self,
+        payload: bytes,
+        invocation_type: str = "Sync",
+        delay: float | None = 0.0,
+        api: str = "direct",
+        delivery: str = "first",
     ) -> tuple[str, object]:
-        """Run the function: ``(request_id, result)``; the result is None for Async.
+        """Run the function: ``(request_id, result)``; the result is None for Async. ``delivery`` labels the run
+        (a test harness delivering an event again says "replay").
 
         Raises :class:`FcApiError` for a request FC would refuse and, for Sync, :class:`InvocationFailed`
         when the run ended with an unhandled error.
@@ -363,7 +372,8 @@ class FcStandIn(StandIn):
                 raise FcApiError(400, "InvalidArgument", "x-fc-async-delay only applies to asynchronous invocations")
             now = self.clock.now()
             run, failure = self.clock.call(
-                lambda: self._run(request_id, payload, "Sync", api, 1, now), f"fc-sync-{request_id[:8]}"
+                lambda: self._run(_Event(request_id, payload, api, 1, now, delivery), "Sync"),
+                f"fc-sync-{request_id[:8]}",
             )
             if failure is not None:
                 raise failure
@@ -382,11 +392,23 @@ class FcStandIn(StandIn):
         with self._lock:
             self.async_delays.append(delay)
             gap = self._duplicates.pop(0) if self._duplicates else None
-        event = _AsyncEvent(request_id, payload, api, 1, now)
+        event = _Event(request_id, payload, api, 1, now, delivery)
         self._enqueue(event, delay)
         if gap is not None:
-            self._enqueue(event, delay + gap)
+            self._enqueue(replace(event, delivery="duplicate"), delay + gap)
         return request_id, None
+
+    def reset(self) -> None:
+        """Forget the runs and faults so far (between the scenarios of one test); nothing may be pending."""
+        with self._lock:
+            if self._pending:
+                raise RuntimeError(f"{self._pending} async events are still pending")
+            self.invocations.clear()
+            self.async_delays.clear()
+            self._faults.clear()
+            self._duplicates.clear()
+        self.redeliver_after = None
+        self.retry_backoff_seconds = 1.0
 
     def pending_async(self) -> int:
         """Async runs queued (including those waiting for their delay or a retry) or running."""
@@ -412,14 +434,16 @@ class FcStandIn(StandIn):
             account_id=self.account_id,
         )
 
-    def _run(
-        self, request_id: str, payload: bytes, invocation_type: str, api: str, attempt: int, scheduled_at: float
-    ) -> tuple[Invocation, InvocationFailed | None]:
+    def _run(self, event: _Event, invocation_type: str) -> tuple[Invocation, InvocationFailed | None]:
         handler = self._handler
+        request_id, payload = event.request_id, event.payload
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
             started = self.clock.now()
-            run = Invocation(request_id, invocation_type, api, attempt, payload, scheduled_at, started)
+            run = Invocation(
+                request_id, invocation_type, event.api, event.attempt, payload, event.scheduled_at, started
+            )
+            run.delivery = event.delivery
             self.invocations.append(run)
         context = self._context(request_id)
         error: BaseException | None = None
@@ -448,29 +472,24 @@ class FcStandIn(StandIn):
 
     # ------------------------------------------------------------------ the async queue
 
-    def _enqueue(self, event: _AsyncEvent, delay: float) -> None:
+    def _enqueue(self, event: _Event, delay: float) -> None:
         if self._stopped:
             return
         with self._lock:
             self._pending += 1
         self.clock.spawn(lambda: self._deliver(event), f"fc-async-{event.request_id[:8]}-{event.attempt}", delay)
 
-    def _deliver(self, event: _AsyncEvent) -> None:
+    def _deliver(self, event: _Event) -> None:
         try:
             if self._stopped or self._handler is None:
                 return
-            _, failure = self._run(
-                event.request_id, event.payload, "Async", event.api, event.attempt, event.scheduled_at
-            )
+            _, failure = self._run(event, "Async")
+            now = self.clock.now()
             if failure is not None and event.attempt <= self.spec.max_async_retries:
                 backoff = self.retry_backoff_seconds * 2.0 ** (event.attempt - 1)
-                retry = _AsyncEvent(
-                    event.request_id, event.payload, event.api, event.attempt + 1, self.clock.now(), event.replay
-                )
-                self._enqueue(retry, backoff)
-            elif self.redeliver_after is not None and not event.replay and event.attempt == 1:
-                replay = _AsyncEvent(event.request_id, event.payload, event.api, 1, self.clock.now(), replay=True)
-                self._enqueue(replay, self.redeliver_after)
+                self._enqueue(replace(event, attempt=event.attempt + 1, scheduled_at=now, delivery="retry"), backoff)
+            elif self.redeliver_after is not None and event.delivery == "first" and event.attempt == 1:
+                self._enqueue(replace(event, scheduled_at=now, delivery="replay"), self.redeliver_after)
         finally:
             with self._lock:
                 self._pending -= 1

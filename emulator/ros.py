@@ -70,6 +70,7 @@ class Pending:
     request: dict[str, Any]
     token: str
     done: Signal
+    sent_at: float = 0.0  # virtual time the request was made
     answer: dict[str, Any] | None = None
     closed: bool = False  # answered, or timed out: the URL refuses from now on
 
@@ -125,7 +126,7 @@ def load_template(path: str | Path) -> dict[str, Any]:
 
 def parse_template(text: str, where: str = "the template") -> dict[str, Any]:
     try:
-        template = yaml.safe_load(text)
+        template = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
         raise TemplateError(f"{where} is not YAML or JSON: {error}") from None
     if not isinstance(template, dict) or "Resources" not in template:
@@ -398,9 +399,25 @@ class RosStandIn(StandIn):
         if request_type == "Update":
             request["OldResourceProperties"] = dict(old_properties or {})
         with self._lock:
-            self._pending[request_id] = Pending(request, token, self.clock.signal())
+            self._pending[request_id] = Pending(request, token, self.clock.signal(), self.clock.now())
             self.requests.append(request)
         return request
+
+    def pending(self, request_id: str) -> Pending:
+        with self._lock:
+            return self._pending[request_id]
+
+    def reset(self) -> None:
+        """Forget requests, answers and stacks (between the scenarios of one test)."""
+        with self._lock:
+            self.answers.clear()
+            self.violations.clear()
+            self.requests.clear()
+            self.stacks.clear()
+            self._pending.clear()
+            self._answer_faults.clear()
+        self.accept_late_answers = False
+        self.invocation_type = "Async"
 
     def wait_answer(self, request_id: str, timeout: float = 86400.0) -> dict[str, Any] | None:
         """The accepted answer to a request, waiting up to ``timeout`` virtual seconds; None if none came."""

@@ -74,3 +74,21 @@ def copies_in(cloud: LocalCloud, region: str = DESTINATION) -> list:
 
 def actions(cloud: LocalCloud) -> list[str]:
     return [call.action for call in cloud.ecs.calls]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The model-based test's counts, added up over its parts (and pytest-xdist workers): how many schedules ran,
+    and what each invariant saw."""
+    from collections import Counter
+
+    totals: Counter[str] = Counter()
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "model_stats" and getattr(report, "when", "call") == "call":
+                    for key, count in json.loads(value).items():
+                        totals[key] = max(totals[key], count) if key.endswith("(max)") else totals[key] + count
+    if totals:
+        terminalreporter.section("model-based test")
+        for name in sorted(totals):
+            terminalreporter.write_line(f"{name}: {totals[name]}")

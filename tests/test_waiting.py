@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 from copyimage.errors import InvalidRequest
 from copyimage.waiting import (
-    LATE_AFTER_SECONDS,
     MAX_DELAY,
     MAX_RETRY_SECONDS,
-    UNSEEN_MISSES,
+    SETTLE_SECONDS,
+    UNSEEN_LOOK_DELAYS,
     Budget,
     Finish,
     HandOver,
@@ -202,31 +202,39 @@ def test_failed_work_fails_the_request_and_discards_it():
 # --- work that is not (or no longer) listed ---------------------------------------------------------------------
 
 
-def test_work_never_seen_is_looked_for_a_while_then_left_to_whoever_saw_it():
-    wait, decisions = create_wait(), []
-    for _ in range(UNSEEN_MISSES + 1):
-        decision = decide(wait, Seen("missing"), T0, NO_INLINE, "x")
-        decisions.append(decision)
-        if not isinstance(decision, HandOver):
+def test_work_never_seen_is_looked_for_a_minute_in_two_invocations_then_left_to_whoever_saw_it():
+    budget = Budget(inline_until=T0 + 20)
+    wait, now, kinds = create_wait(), T0, []
+    for _ in range(len(UNSEEN_LOOK_DELAYS) + 1):
+        decision = decide(wait, Seen("missing"), now, budget, "x")
+        kinds.append(type(decision).__name__)
+        if isinstance(decision, Stop):
             break
-        assert decision.claim is None
-        wait = decision.wait
-    assert [d.delay for d in decisions[:-1]] == [2, 4, 8, 16, 32, 64]
-    assert isinstance(decisions[-1], Stop)
+        assert getattr(decision, "claim", None) is None
+        wait, now = decision.wait, now + decision.delay
+    assert kinds == ["LookAgain", "LookAgain", "LookAgain", "HandOver", "Stop"]
+    assert now - T0 == sum(UNSEEN_LOOK_DELAYS) == 60
 
 
-def test_work_that_vanishes_after_it_was_seen_fails_the_request_once_confirmed():
-    seen_before = replace(create_wait(), found=True, hop=2, due_at=T0 + 500)
+def test_work_that_vanishes_soon_after_it_was_seen_fails_the_request_once_confirmed():
+    seen_before = replace(create_wait(), found=True, hop=2, confirmed_at=T0 + 450)
     again = decide(seen_before, Seen("missing"), T0 + 501, NO_INLINE, "x")
     assert isinstance(again, HandOver) and again.delay == 2
     failed = decide(again.wait, Seen("missing", detail="gone"), T0 + 503, NO_INLINE, "x")
     assert isinstance(failed, Finish) and not failed.ok and not failed.discard and failed.detail == "gone"
 
 
-def test_a_late_replay_that_finds_nothing_stops():
-    replay = replace(create_wait(), found=True, hop=2, due_at=T0 + 500)
-    decision = decide(replay, Seen("missing"), T0 + 500 + LATE_AFTER_SECONDS + 1, NO_INLINE, "x")
-    assert isinstance(decision, Stop) and "replay" in decision.reason
+def test_work_gone_long_after_it_was_last_seen_may_have_been_answered_so_it_stops():
+    # A late replay, or a twin that could not look for a while: another chain may have answered, and the stack's
+    # Delete removed the copy after waiting SETTLE_SECONDS.
+    replay = replace(create_wait(), found=True, hop=2, confirmed_at=T0)
+    decision = decide(replay, Seen("missing"), T0 + SETTLE_SECONDS + 1, NO_INLINE, "x")
+    assert isinstance(decision, Stop) and "may have been answered" in decision.reason
+
+
+def test_a_look_at_work_in_progress_confirms_it():
+    decision = decide(create_wait(), pending(10), T0 + 60, NO_INLINE, "x")
+    assert decision.wait.confirmed_at == T0 + 60 and decision.wait.found
 
 
 # --- what survives between invocations -----------------------------------------------------------------------------

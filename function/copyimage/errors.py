@@ -59,7 +59,11 @@ class TryLater(ProviderError):
         return True
 
 
-TRANSIENT_CODES = frozenset({"ServiceUnavailable", "InternalError", "ConnectionError"})
+# Worth another try later: a service hiccup, no answer at all, or ECS's "conflict with a previous request, please
+# try again later" (409 InvalidOperation.Conflict; DeleteSnapshot's 403 Operation.Conflict says the same).
+TRANSIENT_CODES = frozenset(
+    {"ServiceUnavailable", "InternalError", "ConnectionError", "InvalidOperation.Conflict", "Operation.Conflict"}
+)
 
 
 class EcsError(ProviderError):
@@ -78,7 +82,7 @@ class EcsError(ProviderError):
         return (
             self.code.startswith("Throttling")
             or self.code in TRANSIENT_CODES
-            or (self.status is not None and self.status >= 500)
+            or (self.status is not None and (self.status >= 500 or self.status == 409))
         )
 
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from copyimage import clock
 from copyimage.config import Settings
@@ -55,7 +55,7 @@ class Resource(Protocol):
 
     def finish(self, request: RosRequest, wait: Wait, delivered: bool) -> None: ...
 
-    def discard(self, request: RosRequest, wait: Wait) -> None: ...
+    def discard(self, request: RosRequest, wait: Wait) -> Literal["removed", "usable", "not ours"]: ...
 
 
 MakeResource = Callable[[RosRequest, Settings, Credentials], Resource]
@@ -171,6 +171,16 @@ class _Invocation:
                 if handed is None:
                     return {"Status": "WAITING"}
                 decision = handed
+            if not decision.ok and decision.discard:
+                # Remove what this request made before saying it failed; unless it finished meanwhile (then it
+                # is a SUCCESS: look again), or is not this chain's (another one answers for it).
+                left = resource.discard(request, decision.wait)
+                if left == "usable":
+                    wait = decision.wait
+                    continue
+                if left == "not ours":
+                    logger.info("stopping without an answer", extra={"reason": "another invocation owns the work"})
+                    return {"Status": "STOPPED"}
             return self._answer(resource, decision)
 
     def _begin(self) -> Wait:
@@ -247,8 +257,6 @@ class _Invocation:
             physical_id = decision.physical_id or _request_physical_id(request)
             answer = Answer("SUCCESS", physical_id, data=decision.data)
         else:
-            if decision.discard:
-                _quietly("discard", lambda: resource.discard(request, decision.wait))
             answer = Answer("FAILED", _request_physical_id(request), reason=decision.detail or "failed")
         result = self.deliver(answer)
         if result.get("Delivery") == "delivered":

@@ -7,7 +7,7 @@ the categories the framework's waiting understands), or raises a ProviderError s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from copyimage.errors import CopyFailed, EcsError, InvalidProperty, ProviderError, ReplacementRequired, TryLater
 from copyimage.images import FAILED, EcsImages, ImageView
@@ -24,7 +24,7 @@ from copyimage.properties import (
     replacement_changes,
 )
 from copyimage.protocol import CreateRequest, DeleteRequest, RosRequest, UpdateRequest, client_token
-from copyimage.waiting import ANSWERED, LATE_AFTER_SECONDS, LOOK_SOON, Seen, Wait, answered_mark
+from copyimage.waiting import ANSWERED, LOOK_SOON, SETTLE_SECONDS, Seen, Wait, answered_mark
 
 # CopyImage's error table: the same source image is being copied (400), or "try again later" (409).
 CONFLICTS = frozenset({"OperationDenied.ImageCopyConflict", "InvalidOperation.Conflict"})
@@ -32,7 +32,8 @@ CONFLICTS = frozenset({"OperationDenied.ImageCopyConflict", "InvalidOperation.Co
 STILL_COPYING = frozenset({"OperationDenied.ImageCopying", "ImageIsCreating"})
 # DeleteSnapshot: still linked to an image being deleted (403 SnapshotCreatedImage), or a conflict (403).
 SNAPSHOT_BUSY = frozenset({"SnapshotCreatedImage", "Operation.Conflict", "OperationConflict"})
-RETAINED = "retained:"  # the mark of a copy RetainOnDelete kept: no longer the stack's
+RETAINED = "retained:"
+Discarded = Literal["removed", "usable", "not ours"]  # the mark of a copy RetainOnDelete kept: no longer the stack's
 GONE_LOOK_SECONDS = 5.0  # look again this soon at an image still listed after DeleteImage, then less often
 MAX_PASS_SECONDS = 300.0
 
@@ -157,30 +158,33 @@ class CopyImageResource:
         if isinstance(request, CreateRequest) and delivered and image_id:
             self._mark(self._props().destination_region_id, str(image_id), answered_mark(self._now()))
 
-    def discard(self, request: RosRequest, wait: Wait) -> None:
+    def discard(self, request: RosRequest, wait: Wait) -> Discarded:
         """Before a FAILED answer: remove the copy this Create started, if its mark shows it is still this chain's.
 
-        Best effort: what stays (say, CopyImage's outcome was never known) carries this resource's tags, and the
-        stack's rollback Delete finds it by them.
+        Returns what became of it: ``removed`` (or it was never there: answer FAILED), ``usable`` (it finished
+        meanwhile: look again, and answer SUCCESS), or ``not ours`` (another chain owns or answered it: say nothing).
+        What could not be removed carries this resource's tags; the stack's rollback Delete finds it by them.
         """
         image_id = wait.state.get("image_id")
         if not isinstance(request, CreateRequest) or not image_id:
-            return
+            return "removed"
         try:
             view = self._images.find(self._props().destination_region_id, str(image_id))
             if view is None:
-                return
+                return "removed"
             if view.tags.get(WAITER_TAG) not in wait.accepts:
                 logger.info("the copy is not this invocation's to remove", extra={"image_id": view.image_id})
-            elif view.in_progress:
-                self._cancel(view)
-            else:
+                return "not ours"
+            if view.usable or (view.in_progress and not self._cancel(view)):
+                return "usable"
+            if not view.in_progress:
                 self._delete_image(view, force=False)
         except ProviderError as error:
             logger.error(
                 "could not remove the copy after a failed Create; the stack's rollback Delete will",
                 extra={"error": str(error)},
             )
+        return "removed"
 
     def _mark(self, region: str, image_id: str, mark: str) -> None:
         """Set the copy's waiter tag; what ECS answers is logged (tagging a copy in progress is undocumented)."""
@@ -262,7 +266,7 @@ class CopyImageResource:
         that failed or timed out left it) are removed: cancelled while in progress, else deleted and watched
         until ECS no longer lists them; then their snapshots, when DeleteSnapshots asks for it. An image that
         does not carry this resource's tags, or that RetainOnDelete kept, is never touched. A copy is deleted
-        no sooner than LATE_AFTER_SECONDS after it was answered, so that no late replay of its Create can
+        no sooner than SETTLE_SECONDS after it was answered, so that no late replay of its Create can
         mistake its absence for a failure.
         """
         physical = request.physical_resource_id
@@ -288,24 +292,16 @@ class CopyImageResource:
 
     def _delete_pass(self, request: DeleteRequest, options: DeleteOptions, state: dict[str, Any]) -> Seen:
         region = options.destination_region_id
-        physical = request.physical_resource_id
-        targets: dict[str, ImageView] = {}
-        if is_image_id(physical):
-            view = self._images.find(region, str(physical))
-            if view is not None and self._ours(view):
-                targets[view.image_id] = view
-            elif view is not None:
-                logger.warning(
-                    "the image does not carry this resource's tags: left alone", extra={"image_id": physical}
-                )
+        # One look finds all this resource may touch: images carrying its stack's and logical id's tags. The physical
+        # id is among them unless it is not ours (it is then left alone).
+        ours = {view.image_id: view for view in self._images.find_tagged(region, self.owner_tags)}
         if options.retain_on_delete:
-            for view in targets.values():
-                self._images.tag(region, view.image_id, {WAITER_TAG: RETAINED + str(int(self._now()))})
-            logger.info("copy retained (RetainOnDelete)", extra={"image_ids": sorted(targets)})
+            kept = ours.get(str(request.physical_resource_id))
+            if kept is not None:
+                self._images.tag(region, kept.image_id, {WAITER_TAG: RETAINED + str(int(self._now()))})
+            logger.info("copy retained (RetainOnDelete)", extra={"image_id": request.physical_resource_id})
             return Seen("ready", physical_id=request.answer_id)
-        for view in self._images.find_tagged(region, self.owner_tags):
-            if not str(view.tags.get(WAITER_TAG, "")).startswith(RETAINED):
-                targets.setdefault(view.image_id, view)
+        targets = {i: view for i, view in ours.items() if not str(view.tags.get(WAITER_TAG, "")).startswith(RETAINED)}
         waits: list[float] = []
         passes = int(state.get("passes") or 0)
         backoff = min(MAX_PASS_SECONDS, GONE_LOOK_SECONDS * 2**passes)
@@ -339,30 +335,30 @@ class CopyImageResource:
         logger.info("delete done", extra={"removed": deleted, "snapshots_deleted": snapshots})
         return Seen("ready", physical_id=request.answer_id)
 
-    def _ours(self, view: ImageView) -> bool:
-        return all(view.tags.get(key) == value for key, value in self.owner_tags.items())
-
     def _settled_at(self, view: ImageView, first_seen: dict[str, float]) -> float:
-        """When a usable copy may go: LATE_AFTER_SECONDS after it was answered (or first seen here, unmarked)."""
+        """When a usable copy may go: SETTLE_SECONDS after it was answered (or first seen here, unmarked)."""
         if not view.usable:
             return 0.0  # a failed copy was never answered SUCCESS
         mark = str(view.tags.get(WAITER_TAG, ""))
         if mark.startswith(ANSWERED):
             try:
-                return float(mark[len(ANSWERED) :]) + LATE_AFTER_SECONDS
+                return float(mark[len(ANSWERED) :]) + SETTLE_SECONDS
             except ValueError:
                 pass
         seen_at = first_seen.setdefault(view.image_id, self._now())
-        return seen_at + LATE_AFTER_SECONDS
+        return seen_at + SETTLE_SECONDS
 
-    def _cancel(self, view: ImageView) -> None:
+    def _cancel(self, view: ImageView) -> bool:
+        """CancelCopyImage; False when the copy finished meanwhile (it then has to be deleted instead)."""
         try:
             self._images.cancel_copy(view.region, view.image_id)
             logger.info("copy cancelled", extra={"image_id": view.image_id})
         except EcsError as error:
-            if error.not_found or error.code == "IncorrectImageStatus":
-                return  # gone meanwhile, or it just finished: the next look deletes it
-            raise
+            if error.code == "IncorrectImageStatus":
+                return False
+            if not error.not_found:  # gone meanwhile: what we wanted
+                raise
+        return True
 
     def _delete_image(self, view: ImageView, force: bool) -> None:
         try:

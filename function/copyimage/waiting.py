@@ -16,8 +16,10 @@ No I/O, no clock, no exceptions: the framework looks, asks, and carries out the 
 - **Deadline.** Past it, the wait gives up: a Create cancels what it started and answers FAILED.
 - **Trouble.** When the service keeps refusing (throttling, a conflict, a hiccup), the next try is handed over
   with a doubling delay, claiming nothing.
-- **Gone.** Work that vanishes after it was seen fails the request, unless this invocation runs so late after
-  its due time that it must be a replay: then the request was answered long ago, and it stops.
+- **Gone.** Work that vanishes fails the request only if this chain saw it as its own within SETTLE_SECONDS:
+  a copy that was answered is deleted no sooner than SETTLE_SECONDS after its answer (the resource's Delete sees
+  to it), so a chain that saw the copy still in progress that recently knows no answer can have preceded the
+  removal. Otherwise (a late replay, a twin that could not look for a while) it stops without an answer.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from copyimage.errors import InvalidRequest
 MIN_DELAY = 1  # x-fc-async-delay: FC 3.0 documents (0, 3600) seconds, FC 2.0 [0, 3600]: stay within [1, 3599]
 MAX_DELAY = 3599
 LOOK_SOON = 2.0  # the first looks, and a second look at work not (yet) listed
-LATE_AFTER_SECONDS = 120.0  # a continuation running later than this after its due time is a replay
+SETTLE_SECONDS = 120.0  # an answered copy stays at least this long; see "Gone" above
 RETRY_SECONDS = 30.0  # after the service kept refusing through one invocation's retries: 30 s, doubling
 MAX_RETRY_SECONDS = 600.0
-UNSEEN_MISSES = 6  # looks (over about two minutes) at work this request started but never saw listed
+# Looks at work this request started but never saw listed (ECS may list a new copy a moment late): three inline,
+# one a minute after the start in a later invocation, then it is taken for an earlier delivery's, long gone.
+UNSEEN_LOOK_DELAYS = (2.0, 4.0, 8.0, 46.0)
 SAMPLES_KEPT = 8
 ANSWERED = "answered:"  # prefix of the mark that ends a wait
 
@@ -47,7 +51,7 @@ ZERO_GROWTH = 2.0  # at 0% (queued, or just started) look again after this many 
 
 
 def answered_mark(at: float) -> str:
-    return f"{ANSWERED}{int(at)}"
+    return f"{ANSWERED}{math.ceil(at)}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Wait:
     owner: str | None = None  # this chain's token; None for waits without ownership (Update, Delete)
     accepts: tuple[str, ...] = ()  # marks on the work that still mean "ours"
     found: bool = False  # the work was seen at least once
+    confirmed_at: float | None = None  # the last look that saw the work in progress as this chain's
     misses: int = 0  # looks in a row that did not find the work
     retries: int = 0  # hand-overs in a row after the service refused
     started_at: float | None = None  # when the work began (the copy was accepted): the origin of its age
@@ -91,6 +96,7 @@ class Wait:
                 owner=_text_or_none(raw.get("owner")),
                 accepts=tuple(str(mark) for mark in raw.get("accepts") or ()),
                 found=bool(raw.get("found", False)),
+                confirmed_at=_number_or_none(raw.get("confirmed_at")),
                 misses=int(raw.get("misses", 0)),
                 retries=int(raw.get("retries", 0)),
                 started_at=_number_or_none(raw.get("started_at")),
@@ -190,12 +196,16 @@ def _missing(wait: Wait, seen: Seen, now: float, budget: Budget, token: str) -> 
     if not wait.found:
         # Work this request started is not listed (yet): ECS may list a new copy a moment late; but work an
         # earlier delivery of the same request started and saw through may be gone long since.
-        if wait.misses >= UNSEEN_MISSES:
+        if wait.misses >= len(UNSEEN_LOOK_DELAYS):
             return Stop("the work this request started was never found: an earlier delivery of it dealt with it")
-        delay = LOOK_SOON * 2**wait.misses
+        delay = UNSEEN_LOOK_DELAYS[wait.misses]
         return _schedule(replace(wait, misses=wait.misses + 1), delay, now, budget, token, claim=False)
-    if wait.due_at is not None and now > wait.due_at + LATE_AFTER_SECONDS:
-        return Stop(f"the work is gone and this invocation runs {now - wait.due_at:.0f} s late: a replay")
+    if wait.confirmed_at is None or now > wait.confirmed_at + SETTLE_SECONDS:
+        last = "never" if wait.confirmed_at is None else f"{now - wait.confirmed_at:.0f} s ago"
+        return Stop(
+            f"the work is gone, and this chain last saw it as its own {last}: it may have been answered and deleted "
+            "since, so no answer is sent"
+        )
     if wait.misses < 1:  # look twice before declaring it gone
         return _schedule(replace(wait, misses=1), LOOK_SOON, now, budget, token, claim=False)
     return Finish(False, wait, detail=seen.detail or "the work disappeared before it was done")
@@ -205,7 +215,7 @@ def _pending(wait: Wait, seen: Seen, now: float, budget: Budget, token: str) -> 
     samples = wait.samples
     if seen.percent is not None:
         samples = (*samples, (now, seen.percent))[-SAMPLES_KEPT:]
-    wait = replace(wait, found=True, misses=0, retries=0, samples=samples)
+    wait = replace(wait, found=True, confirmed_at=now, misses=0, retries=0, samples=samples)
     if now >= wait.deadline:
         where = f"{seen.detail or 'pending'}" + (f" at {seen.percent}%" if seen.percent is not None else "")
         return Finish(

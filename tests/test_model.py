@@ -1,0 +1,341 @@
+"""Model-based test: the real handler and the stand-ins on the virtual clock, through random schedules of
+at-least-once delivery and failures, with five invariants checked on every schedule.
+
+A schedule is drawn from a seed. It creates a stack from template.yml and, most of the time, deletes it later. On
+the way it perturbs things at random virtual times:
+- FC delivers events twice (twins at the same instant, or a little later), replays continuations after the
+  answer and after the stack's Delete, fails runs (before or after the handler did its work) and retries them,
+  and, in the pessimistic setting, redelivers every event long after it first ran;
+- ECS fails any action transiently or for a while (throttling, 5xx, conflicts);
+- the response endpoint answers 503, 429 or 302 before it takes the answer;
+- ECS refuses to tag a copy in progress, lists deleted images for a while, holds snapshots; ROS invokes
+  synchronously, takes late or second answers with 200, or gives up before the copy ends.
+Actors due at the same instant run in a seeded random order, and every stand-in request is a switch point.
+
+The invariants:
+1. every Create is answered before ROS's Timeout (when the copy fits in it);
+2. never two different answers (status, physical id or data) for one request; identical duplicates are counted;
+3. nothing is left in ECS after the stack's Delete or rollback;
+4. a copy answered SUCCESS is removed only by the stack's Delete;
+5. duplicates die out: an extra delivery (a twin, a replay, an FC retry) costs at most EXTRA_PER_DELIVERY more
+   invocations of a Create, plus one for each hand-over the chain made without a look (while ECS refused, a twin
+   cannot tell it is one and retries alongside); when TagResources keeps failing, a twin can only die with the
+   wait, so the bound is then the chain's length.
+A request ROS sent synchronously whose run crashed before the handler ran was lost on the way: FC does not retry
+synchronous runs, and the provider never saw it; such requests are counted, not held to invariants 1 and 3.
+
+Run one schedule again with MODEL_SEED=<seed>; change the number with MODEL_SCHEDULES.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+
+from emulator.cloud import LocalCloud
+
+SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "500"))
+ONLY_SEED = os.environ.get("MODEL_SEED")
+CHUNKS = 8  # the schedules run in parts, so that pytest-xdist spreads them over the cores
+EXTRA_PER_DELIVERY = 2  # a twin's own run, and the one run its hand-over schedules before its mark is overwritten
+DESTINATIONS = ("cn-shanghai", "cn-beijing")
+ECS_ACTIONS = (
+    "DescribeRegions",
+    "DescribeImages",
+    "CopyImage",
+    "TagResources",
+    "CancelCopyImage",
+    "DeleteImage",
+)
+TRANSIENT = ("throttle", "server_error", "unavailable")
+STATS_PROPERTY = "model_stats"  # each part reports its counts; conftest.py adds them up and prints them
+
+
+@dataclass
+class Schedule:
+    seed: int
+    copy_seconds: float
+    timeout: int  # the custom resource's Timeout, seconds
+    invocation_type: str
+    accept_late_answers: bool
+    pessimistic_ecs: bool
+    redeliver_after: float | None
+    duplicates: list[tuple[float, float]]  # (when, gap): the next async event after `when` is delivered twice
+    fc_failures: list[tuple[float, str]]  # (when, before|after): the next run after `when` dies
+    ecs_faults: list[tuple[float, str, str, int | None, float]]  # (when, action, kind, count, lasting)
+    answer_faults: list[tuple[float, tuple[int, ...]]]
+    fail_copy: bool
+    delete_after: float | None
+    replays: list[tuple[str, float]]  # (after "answer" | "delete", offset)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        """The copy, and whatever failures slow it, fit in ROS's Timeout: an answer is due before it."""
+        slowest = max((lasting for *_, lasting in self.ecs_faults), default=0.0)
+        return self.timeout >= 3 * self.copy_seconds + 2 * slowest + 7200
+
+    @property
+    def tags_reliable(self) -> bool:
+        """Whether every mark a chain writes lands (the bound of invariant 5 depends on it)."""
+        return not self.pessimistic_ecs and not any(
+            action == "TagResources" and (count is None or count >= 4) for _, action, _, count, _ in self.ecs_faults
+        )
+
+
+def draw(seed: int) -> Schedule:
+    rng = random.Random(seed)
+    copy_seconds = rng.choice([40.0, 40.0, 300.0, 300.0, 300.0, 900.0, 900.0, 2400.0])
+    horizon = copy_seconds * 1.2
+    timeout = rng.choice([43200] * 6 + [int(copy_seconds / 2) + 60])
+    ecs_faults = []
+    for _ in range(rng.choice([0, 0, 1, 2, 3])):
+        kind = rng.choice((*TRANSIENT, "conflict"))
+        persistent = rng.random() < 0.3
+        ecs_faults.append(
+            (
+                rng.uniform(0, horizon),
+                rng.choice(ECS_ACTIONS),
+                kind,
+                None if persistent else rng.randint(1, 6),
+                rng.uniform(60, 1800) if persistent else 0.0,
+            )
+        )
+    return Schedule(
+        seed=seed,
+        copy_seconds=copy_seconds,
+        timeout=timeout,
+        invocation_type=rng.choice(["Async", "Async", "Sync"]),
+        accept_late_answers=rng.random() < 0.3,
+        pessimistic_ecs=rng.random() < 0.3,
+        redeliver_after=rng.choice([None] * 5 + [rng.uniform(1000, 7200)]),
+        duplicates=[
+            (rng.uniform(0, horizon), rng.choice([0.0, 0.0, rng.uniform(1, 30)])) for _ in range(rng.randint(0, 3))
+        ],
+        fc_failures=[(rng.uniform(0, horizon), rng.choice(["before", "after"])) for _ in range(rng.randint(0, 2))],
+        ecs_faults=ecs_faults,
+        answer_faults=[
+            (rng.uniform(0, horizon), tuple(rng.choice([503, 429, 302, 500]) for _ in range(rng.randint(1, 4))))
+            for _ in range(rng.randint(0, 1))
+        ],
+        fail_copy=rng.random() < 0.1,
+        delete_after=rng.choice([None, rng.uniform(0, 600), rng.uniform(0, 7200)]),
+        replays=[(rng.choice(["answer", "delete"]), rng.uniform(0, 4000)) for _ in range(rng.randint(0, 3))],
+    )
+
+
+@pytest.fixture(scope="module")
+def model_cloud():
+    from copyimage.logs import logger
+
+    level = logger.log_level
+    logger.setLevel("WARNING")  # thousands of invocations: their INFO lines would cost more than their work
+    with LocalCloud(copy_seconds=60) as cloud:
+        cloud.model_template = cloud.template()  # parsed once: each schedule gets a copy
+        yield cloud
+    logger.setLevel(level)
+
+
+def seeds(chunk: int) -> list[int]:
+    if ONLY_SEED is not None:
+        return [int(ONLY_SEED)] if chunk == 0 else []
+    return list(range(chunk, SCHEDULES, CHUNKS))
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_invariants_hold_on_every_schedule(model_cloud, chunk, record_property):
+    stats: Counter[str] = Counter()
+    failures = []
+    for seed in seeds(chunk):
+        problems = run_and_check(model_cloud, draw(seed), stats)
+        stats["schedules"] += 1
+        if problems:
+            failures.append(f"MODEL_SEED={seed}: " + "; ".join(problems))
+    record_property(STATS_PROPERTY, json.dumps(stats))
+    assert not failures, "\n".join(failures[:20])
+
+
+def run_and_check(cloud: LocalCloud, schedule: Schedule, stats: Counter[str]) -> list[str]:
+    """Run one schedule; what broke an invariant, in words."""
+    rng = random.Random(schedule.seed * 7919 + 1)
+    cloud.reset(schedule.seed)
+    clock, ecs, fc, ros = cloud.clock, cloud.ecs, cloud.fc, cloud.ros
+    ros.invocation_type = schedule.invocation_type
+    ros.accept_late_answers = schedule.accept_late_answers
+    fc.redeliver_after = schedule.redeliver_after
+    if schedule.pessimistic_ecs:
+        ecs.tag_in_progress_refused = True
+        ecs.deleted_listing_seconds = 150.0
+        ecs.snapshot_release_seconds = 60.0
+    ecs.copy_seconds = schedule.copy_seconds
+    if schedule.fail_copy:
+        ecs.fail_copies(1, at_fraction=rng.uniform(0.1, 0.9))
+    source = ecs.seed_image("cn-hangzhou", name=f"source-{schedule.seed}", snapshot_count=2)
+    _arm(cloud, schedule)
+
+    destination = rng.choice(DESTINATIONS)
+    parameters = {"ImageId": source.image_id, "DestinationRegionId": destination, "Timeout": schedule.timeout}
+    template = copy.deepcopy(getattr(cloud, "model_template", None) or cloud.template())
+    stack = ros.begin_create(template, parameters, name=f"model-{schedule.seed}", timeout_minutes=1440)
+    clock.run_task(stack.operation)
+    create = next(r for r in ros.requests if r["StackId"] == stack.id and r["RequestType"] == "Create")
+    answered = ros.pending(create["RequestId"]).answer
+    answer_at = next((a.at for a in ros.answers if a.accepted and a.request_id == create["RequestId"]), None)
+    if stack.status == "CREATE_COMPLETE":
+        _replay(cloud, schedule, create["RequestId"], "answer", rng)
+        if schedule.delete_after is not None:
+            clock.sleep(schedule.delete_after)
+            ros.begin_delete(stack)
+            clock.run_task(stack.operation)
+            _replay(cloud, schedule, create["RequestId"], "delete", rng)
+    clock.run_until(lambda: fc.pending_async() == 0 and clock.pending() == 0, timeout=30 * 86400)
+    if clock.pending():
+        return [f"the schedule did not come to rest ({clock.pending()} events still scheduled)"]
+    return _check(cloud, schedule, stack, create, answered, answer_at, stats)
+
+
+def _arm(cloud: LocalCloud, schedule: Schedule) -> None:
+    """Put the schedule's perturbations on the clock, each at its virtual time."""
+    clock, ecs, fc, ros = cloud.clock, cloud.ecs, cloud.fc, cloud.ros
+    for when, gap in schedule.duplicates:
+        clock.spawn(lambda gap=gap: fc.duplicate_next_async(1, gap), "model-duplicate", when)
+    for when, moment in schedule.fc_failures:
+        clock.spawn(lambda moment=moment: fc.fail_next(1, moment), "model-fc-failure", when)
+    for when, statuses in schedule.answer_faults:
+        clock.spawn(lambda statuses=statuses: ros.fail_next_answers(*statuses), "model-answer-faults", when)
+    for when, action, kind, count, lasting in schedule.ecs_faults:
+
+        def arm(action: str = action, kind: str = kind, count: int | None = count, lasting: float = lasting) -> None:
+            fault = ecs.faults.add(action, kind, count=count)
+            if count is None:
+                clock.spawn(lambda: ecs.faults.remove(fault), "model-fault-ends", lasting)
+
+        clock.spawn(arm, "model-ecs-fault", when)
+
+
+def _replay(cloud: LocalCloud, schedule: Schedule, request_id: str, anchor: str, rng: random.Random) -> None:
+    """Deliver earlier events of the Create again (the first one, or continuations), some time after ``anchor``."""
+    events = [i.payload for i in cloud.fc.invocations if _request_id(i.payload) == request_id]
+    for when, offset in schedule.replays:
+        if when != anchor or not events:
+            continue
+        payload = rng.choice(events)
+        cloud.clock.spawn(
+            lambda payload=payload: cloud.fc.invoke(payload, "Async", api="direct", delivery="replay"),
+            "model-replay",
+            offset,
+        )
+
+
+def _request_id(payload: bytes) -> str | None:
+    event = json.loads(payload)
+    request = event.get("Continuation", {}).get("Request", event)
+    return request.get("RequestId")
+
+
+def _wait(payload: bytes) -> dict:
+    return json.loads(payload).get("Continuation", {}).get("Wait", {})
+
+
+def _hop(payload: bytes) -> int:
+    return int(_wait(payload).get("hop", 0))
+
+
+def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, stats: Counter[str]) -> list[str]:
+    ecs, fc, ros = cloud.ecs, cloud.fc, cloud.ros
+    problems: list[str] = []
+    requests = [r for r in ros.requests if r["StackId"] == stack.id]
+
+    lost = {
+        _request_id(i.payload)
+        for i in fc.invocations
+        if i.invocation_type == "Sync"
+        and i.error
+        and "before the handler ran" in i.error
+        and _hop(i.payload) == 0
+        and b'"Continuation"' not in i.payload
+    }
+    stats["requests lost by a synchronous run that crashed before the handler"] += len(
+        lost & {r["RequestId"] for r in requests}
+    )
+
+    # 1. every Create is answered before ROS's Timeout, when the copy fits in it
+    if create["RequestId"] in lost:
+        pass
+    elif schedule.fits:
+        stats["invariant 1: Creates due an answer"] += 1
+        if answered is None:
+            problems.append(f"1: the Create was not answered within its Timeout ({stack.status}: {stack.reason})")
+    else:
+        stats["invariant 1: Creates that outlast ROS's Timeout (no answer due)"] += 1
+
+    # 2. never two different answers for one request
+    for request in requests:
+        posted = [a for a in ros.answers if a.request_id == request["RequestId"] and a.json]
+        distinct = {json.dumps([a.json.get(k) for k in ("Status", "PhysicalResourceId", "Data")]) for a in posted}
+        stats["invariant 2: requests answered"] += 1 if posted else 0
+        if len(distinct) > 1:
+            problems.append(f"2: {request['RequestType']} got different answers: {sorted(distinct)}")
+        final = [a for a in posted if a.http_status in (200, 403)]  # delivered (or refused as closed)
+        stats["invariant 2: identical duplicate answers"] += max(0, len(final) - 1)
+
+    # 3. nothing left after the stack's Delete or rollback (the provider finishes a delete even after ROS gave up)
+    deletes = [r for r in requests if r["RequestType"] == "Delete"]
+    left = [
+        image
+        for region in ecs.regions
+        for image in ecs.images(region)
+        if image.tags.get("copyimage:stack-id") == stack.id
+    ]
+    if deletes and not {r["RequestId"] for r in deletes} <= lost:
+        stats["invariant 3: stacks deleted or rolled back"] += 1
+        if left:
+            problems.append(
+                f"3: {stack.status} left {[(i.image_id, i.status, i.tags.get('copyimage:waiter')) for i in left]}"
+            )
+    if stack.status.endswith("FAILED") and schedule.fits and not lost:
+        problems.append(f"3: the stack ended {stack.status}: {stack.reason}")
+
+    # 4. a copy answered SUCCESS is removed only by the stack's Delete
+    if answered is not None and answered.get("Status") == "SUCCESS":
+        image_id = answered["PhysicalResourceId"]
+        first_delete = min((ros.pending(r["RequestId"]).sent_at for r in deletes), default=None)
+        removals = [
+            call
+            for call in ecs.calls
+            if call.action in ("DeleteImage", "CancelCopyImage")
+            and call.status == 200
+            and call.params.get("ImageId") == image_id
+        ]
+        stats["invariant 4: copies answered SUCCESS"] += 1
+        early = [call.at for call in removals if first_delete is None or call.at < first_delete]
+        if early:
+            problems.append(f"4: {image_id} answered at {answer_at} was removed at {early} before any Delete")
+        if first_delete is None and ecs.image(image_id) is None:
+            problems.append(f"4: {image_id} answered SUCCESS is gone, yet the stack was never deleted")
+
+    # 5. duplicates die out
+    runs = [i for i in fc.invocations if _request_id(i.payload) == create["RequestId"]]
+    extra_deliveries = sum(1 for i in runs if i.delivery != "first")
+    hops = {_hop(i.payload) for i in runs}
+    extra_runs = len(runs) - len(hops)
+    blind = len({_hop(i.payload) for i in runs if _wait(i.payload).get("retries", 0)})  # handed over without a look
+    stats["invariant 5: extra deliveries of a Create's events"] += extra_deliveries
+    stats["invariant 5: extra invocations they caused"] += extra_runs
+    bound = EXTRA_PER_DELIVERY + blind if schedule.tags_reliable else len(hops) + 1
+    if extra_runs > bound * extra_deliveries:
+        problems.append(
+            f"5: {extra_deliveries} extra deliveries cost {extra_runs} extra invocations (bound {bound} each)"
+        )
+    if schedule.tags_reliable and extra_deliveries and not blind:
+        worst = "invariant 5: most extra invocations per extra delivery, x100 (max)"
+        stats[worst] = max(stats[worst], 100 * extra_runs // extra_deliveries)
+    if ros.violations:
+        problems.append(f"protocol: {ros.violations}")
+    return problems
