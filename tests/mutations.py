@@ -39,8 +39,8 @@ MUTATIONS = {
         "framework.py",
         """        if result.get("Delivery") == "delivered":""",
         """        if result.get("Delivery") == "refused" and answer.status == "SUCCESS":
-            _quietly("drop", lambda: resource._images.delete(  # type: ignore[attr-defined]
-                resource._props().destination_region_id, answer.physical_resource_id, False))  # type: ignore[attr-defined]
+            _quietly("drop", lambda: resource._images.delete(
+                resource._props().destination_region_id, answer.physical_resource_id, False))
         if result.get("Delivery") == "delivered":""",
     ),
     "5: each hand-over marks the copy with the next invocation's token": (
