@@ -199,9 +199,15 @@ class VirtualClock:
             self.sleep(seconds)
 
     def checkpoint(self) -> None:
-        """A point where another actor due now may run first (only while exploring interleavings)."""
-        if self.interleaving:
-            self.pause(0.0)
+        """A point where another actor due now may run first (only while exploring interleavings, and only when
+        one is due: otherwise yielding could change nothing)."""
+        if not self.interleaving:
+            return
+        with self._lock:
+            self._drop_stale()
+            if not self._queue or self._queue[0].time > self._time():
+                return
+        self.pause(0.0)
 
     def signal(self) -> Signal:
         return Signal(self)

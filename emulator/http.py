@@ -7,7 +7,8 @@ import json
 import socket
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 from emulator.clock import SimulationStopped, VirtualClock
@@ -43,7 +44,7 @@ def json_reply(status: int, payload: object, headers: dict[str, str] | None = No
 
 
 class StandIn:
-    """Base class: subclasses implement :meth:`handle`; ``start``/``stop`` run the server in a thread.
+    """Base class: subclasses implement :meth:`handle`; ``start``/``stop`` run the server in threads.
 
     A request from a running actor is served in that actor's name (see :mod:`emulator.clock`): first a possible
     switch to another actor due at the same instant (while exploring interleavings), then ``latency_seconds``
@@ -54,17 +55,29 @@ class StandIn:
         self.clock = clock
         self.latency_seconds = 0.0
         self._requested_port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: _Server | None = None
 
     def handle(self, request: Request) -> Reply:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def dispatch(self, request: Request) -> Reply | None:
+        """The reply to one request; None when the connection must close without one."""
+        try:
+            self.clock.checkpoint()
+            if self.latency_seconds:
+                self.clock.pause(self.latency_seconds)
+            reply = self.handle(request)
+        except SimulationStopped:
+            return None
+        except Exception as error:  # a stand-in bug must still answer, loudly
+            reply = json_reply(500, {"Code": "EmulatorError", "Message": repr(error)})
+        return None if reply is DROP else reply
 
     @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
-        return self._server.server_address[1]
+        return self._server.port
 
     @property
     def endpoint(self) -> str:
@@ -76,69 +89,109 @@ class StandIn:
         return f"http://{self.endpoint}"
 
     def start(self):
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms stalls
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                request = Request(
-                    self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, body
-                )
-                try:
-                    stand_in.clock.checkpoint()
-                    if stand_in.latency_seconds:
-                        stand_in.clock.pause(stand_in.latency_seconds)
-                    reply = stand_in.handle(request)
-                except SimulationStopped:
-                    self.close_connection = True
-                    return
-                except Exception as error:  # a stand-in bug must still answer, loudly
-                    reply = json_reply(500, {"Code": "EmulatorError", "Message": repr(error)})
-                if reply is DROP:
-                    self.close_connection = True
-                    return
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(reply.body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((LOOPBACK, self._requested_port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=lambda: self._server.serve_forever(poll_interval=0.05), name=type(self).__name__, daemon=True
-        )
-        self._thread.start()
+        self._server = _Server(self, self._requested_port)
         return self
 
     def stop(self) -> None:
-        """Stop serving; a connection wakes the server loop at once instead of waiting for its next poll."""
-        server = self._server
-        if server is None:
-            return
-        stopper = threading.Thread(target=server.shutdown, name=f"{type(self).__name__}-stop", daemon=True)
-        stopper.start()
-        while stopper.is_alive():
-            with contextlib.suppress(OSError), socket.create_connection(server.server_address[:2], timeout=0.2):
-                pass
-            stopper.join(0.01)
-        server.server_close()
-        self._server = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class _Server:
+    """A small HTTP/1.1 server: one thread accepts, one thread per connection reads requests and writes replies.
+
+    The standard library's http.server would do, but it costs about a millisecond per request (header parsing
+    through the email package, a write per header line), more than the SDK client that calls it; the suite makes
+    tens of thousands of requests.
+    """
+
+    def __init__(self, stand_in: StandIn, port: int) -> None:
+        self._stand_in = stand_in
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((LOOPBACK, port))
+        self._socket.listen(128)
+        self.port: int = self._socket.getsockname()[1]
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closing = False
+        name = type(stand_in).__name__
+        threading.Thread(target=self._accept, name=f"{name}-accept", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                if self._closing:
+                    connection.close()
+                    return
+                self._connections.add(connection)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            with connection, connection.makefile("rb") as reader:
+                while self._one(connection, reader):
+                    pass
+        except OSError:
+            pass  # the client went away, or the server closed
+        finally:
+            with self._lock:
+                self._connections.discard(connection)
+
+    def _one(self, connection: socket.socket, reader: Any) -> bool:
+        """Serve one request; False when the connection is done."""
+        line = reader.readline(65537)
+        while line in (b"\r\n", b"\n"):
+            line = reader.readline(65537)
+        if not line:
+            return False
+        method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        headers: dict[str, str] = {}
+        while True:
+            header = reader.readline(65537)
+            if header in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = header.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length") or 0)
+        body = reader.read(length) if length else b""
+        parts = urlsplit(target)
+        reply = self._stand_in.dispatch(Request(method, parts.path, parts.query, headers, body))
+        if reply is None:
+            return False
+        head = [f"HTTP/1.1 {reply.status} {_phrase(reply.status)}"]
+        head += [f"{name}: {value}" for name, value in reply.headers.items()]
+        head.append(f"Content-Length: {len(reply.body)}")
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        connection.sendall(payload if method == "HEAD" else payload + reply.body)
+        return version.upper() != "HTTP/1.0" and headers.get("connection", "").lower() != "close"
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            connections = list(self._connections)
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Status"

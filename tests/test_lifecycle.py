@@ -80,7 +80,7 @@ def test_create_update_delete_through_the_template(cloud, source):
     assert stack.status == "DELETE_COMPLETE", stack.reason
     (delete,) = cloud.ecs.calls_to("DeleteImage")
     answered_at = float(image.tags["copyimage:waiter"].removeprefix("answered:"))
-    assert delete.at >= answered_at + 120 > deleting_at  # deleted only once no late replay can mistake it
+    assert delete.at >= answered_at + 30 > deleting_at  # deleted only once no late replay can mistake it
     assert delete.params["ImageId"] == image_id and delete.params.get("Force", "False") == "False"
     assert cloud.ecs.image(image_id) is None
     assert set(snapshots) <= set(cloud.ecs.snapshots(DESTINATION))  # DeleteSnapshots defaults to false

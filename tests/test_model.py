@@ -42,7 +42,7 @@ from emulator.cloud import LocalCloud
 
 SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "500"))
 ONLY_SEED = os.environ.get("MODEL_SEED")
-CHUNKS = 8  # the schedules run in parts, so that pytest-xdist spreads them over the cores
+CHUNKS = 16  # the schedules run in parts, so that pytest-xdist spreads them over the cores
 EXTRA_PER_DELIVERY = 2  # a twin's own run, and the one run its hand-over schedules before its mark is overwritten
 DESTINATIONS = ("cn-shanghai", "cn-beijing")
 ECS_ACTIONS = (
@@ -91,7 +91,7 @@ class Schedule:
 
 def draw(seed: int) -> Schedule:
     rng = random.Random(seed)
-    copy_seconds = rng.choice([40.0, 40.0, 300.0, 300.0, 300.0, 900.0, 900.0, 2400.0])
+    copy_seconds = rng.choice([40.0, 40.0, 300.0, 300.0, 900.0, 2400.0])
     horizon = copy_seconds * 1.2
     timeout = rng.choice([43200] * 6 + [int(copy_seconds / 2) + 60])
     ecs_faults = []
@@ -103,8 +103,8 @@ def draw(seed: int) -> Schedule:
                 rng.uniform(0, horizon),
                 rng.choice(ECS_ACTIONS),
                 kind,
-                None if persistent else rng.randint(1, 6),
-                rng.uniform(60, 1800) if persistent else 0.0,
+                None if persistent else rng.randint(1, 5),
+                rng.uniform(60, 900) if persistent else 0.0,
             )
         )
     return Schedule(

@@ -217,7 +217,7 @@ def test_work_never_seen_is_looked_for_a_minute_in_two_invocations_then_left_to_
 
 
 def test_work_that_vanishes_soon_after_it_was_seen_fails_the_request_once_confirmed():
-    seen_before = replace(create_wait(), found=True, hop=2, confirmed_at=T0 + 450)
+    seen_before = replace(create_wait(), found=True, hop=2, confirmed_at=T0 + 490)
     again = decide(seen_before, Seen("missing"), T0 + 501, NO_INLINE, "x")
     assert isinstance(again, HandOver) and again.delay == 2
     failed = decide(again.wait, Seen("missing", detail="gone"), T0 + 503, NO_INLINE, "x")

@@ -34,7 +34,9 @@ from copyimage.errors import InvalidRequest
 MIN_DELAY = 1  # x-fc-async-delay: FC 3.0 documents (0, 3600) seconds, FC 2.0 [0, 3600]: stay within [1, 3599]
 MAX_DELAY = 3599
 LOOK_SOON = 2.0  # the first looks, and a second look at work not (yet) listed
-SETTLE_SECONDS = 120.0  # an answered copy stays at least this long; see "Gone" above
+# An answered copy stays at least this long; see "Gone" above. Short enough for a Delete right after the answer
+# (a rollback because a sibling resource failed) to fit in ROS's default custom resource Timeout of 60 s.
+SETTLE_SECONDS = 30.0
 RETRY_SECONDS = 30.0  # after the service kept refusing through one invocation's retries: 30 s, doubling
 MAX_RETRY_SECONDS = 600.0
 # Looks at work this request started but never saw listed (ECS may list a new copy a moment late): three inline,
