@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from emulator.clock import VirtualClock
-from emulator.credentials import CredentialStore
+from emulator.credentials import AccessKey, CredentialStore
 from emulator.ecs import EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
 from emulator.http import LOOPBACK
 from emulator.ros import RosStandIn, load_template
+from emulator.ros_api import RosApi
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
@@ -86,6 +87,7 @@ class LocalCloud:
             send_physical_id_after_timeout=send_physical_id_after_timeout,
             accept_late_answers=accept_late_answers,
         )
+        self.ros.api = RosApi(self.ros, self.credentials)  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint
         self._extra_environment = dict(environment or {})
         self.region = region
 
@@ -126,6 +128,23 @@ class LocalCloud:
             "POWERTOOLS_SERVICE_NAME": "ros-copy-image",
             **self._extra_environment,
         }
+
+    def ros_client(self, key: AccessKey | None = None) -> Any:
+        """An ``alibabacloud_ros20190910`` client for this cloud's ROS API (plain HTTP to ``ros.endpoint``), signing
+        with ``key`` (a new access key of the cloud's credential store when None), in the cloud's region."""
+        from alibabacloud_ros20190910.client import Client
+        from alibabacloud_tea_openapi.utils_models import Config
+
+        key = key or self.credentials.add_access_key()
+        config = Config(
+            access_key_id=key.id,
+            access_key_secret=key.secret,
+            security_token=key.security_token,
+            endpoint=self.ros.endpoint,
+            protocol="http",
+            region_id=self.region,
+        )
+        return Client(config)
 
     def template(self, path: Path = TEMPLATE) -> dict[str, Any]:
         return load_template(path)

@@ -59,6 +59,7 @@ DescribeRegions
 from __future__ import annotations
 
 import math
+import random
 import re
 import secrets
 import string
@@ -127,6 +128,19 @@ class CopyPlan:
     @classmethod
     def steady(cls, seconds: float) -> CopyPlan:
         return cls(0.0, ((float(seconds), 100.0),))
+
+    @classmethod
+    def uneven(cls, seconds: float, seed: int, spread: float = 0.3) -> CopyPlan:
+        """A copy of ``seconds`` as copies are seen to move: up to 15% of it queued at 0%, then 3 to 6
+        stretches of random length, each at a steady rate of 1 +- ``spread`` times the average (seeded)."""
+        rng = random.Random(seed)
+        queue = seconds * rng.uniform(0.0, 0.15)
+        count = rng.randint(3, 6)
+        cuts = sorted(rng.uniform(0.0, 1.0) for _ in range(count - 1))
+        lengths = [(b - a) * (seconds - queue) for a, b in zip([0.0, *cuts], [*cuts, 1.0], strict=True)]
+        gains = [length * rng.uniform(1.0 - spread, 1.0 + spread) for length in lengths]
+        total = sum(gains)
+        return cls(queue, tuple((length, 100.0 * gain / total) for length, gain in zip(lengths, gains, strict=True)))
 
     @property
     def duration(self) -> float:

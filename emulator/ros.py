@@ -11,6 +11,15 @@ asynchronously), ``accept_late_answers`` (whether a second answer, or one after 
 with 200 and ignored), ``send_physical_id_after_timeout`` (what PhysicalResourceId a Delete carries after a timed-out
 Create).
 
+Stack and resource statuses are ROS's (CREATE_IN_PROGRESS … CREATE_ROLLBACK_COMPLETE, UPDATE_*, DELETE_*). A failed
+update ends UPDATE_FAILED: the ROLLBACK_* of a failed update with rollback enabled is not emulated. Events of the
+stack itself carry the stack name as LogicalResourceId, ``ALIYUN::ROS::Stack`` as ResourceType and the stack ID as
+PhysicalResourceId (an assumption: ROS's documentation shows no stack-level event).
+
+Threads: ``begin_*`` only validate and schedule (the operation runs as a clock actor), so the API can call them from
+an HTTP server thread that is no actor. The operations change a stack's status, resources and events under
+:attr:`RosStandIn.lock`; readers that need a consistent view (the API) hold it while they copy what they need.
+
 The stand-in's HTTP side serves the ResponseURLs, and the ROS 2019-09-10 API (see :mod:`emulator.ros_api`).
 """
 
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import threading
 import uuid
@@ -42,6 +52,22 @@ DEFAULT_RESOURCE_TIMEOUT = 60.0  # seconds: the custom resource Timeout's docume
 
 class TemplateError(Exception):
     """The template cannot be run by this stand-in."""
+
+
+class ParameterError(TemplateError):
+    """The stack's parameter values do not fit the template's Parameters."""
+
+
+class StackStateError(Exception):
+    """The stack's status does not allow the operation (``busy``: another operation is still running)."""
+
+    def __init__(self, message: str, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
+
+
+SUPPORTED_FUNCTIONS = ("Ref", "Fn::Sub", "Fn::Join", "Fn::Split", "Fn::GetAtt")
+UPDATABLE_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_FAILED")
 
 
 @dataclass
@@ -118,6 +144,11 @@ class Stack:
     created_at: float = 0.0
     updated_at: float = 0.0
     operation: Any = None  # the running operation's Task
+    region: str = ""
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status.endswith("_IN_PROGRESS")
 
 
 def load_template(path: str | Path) -> dict[str, Any]:
@@ -125,10 +156,16 @@ def load_template(path: str | Path) -> dict[str, Any]:
 
 
 def parse_template(text: str, where: str = "the template") -> dict[str, Any]:
-    try:
-        template = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
-    except yaml.YAMLError as error:
-        raise TemplateError(f"{where} is not YAML or JSON: {error}") from None
+    """A template from JSON or YAML text (JSON first: not every JSON text is YAML 1.1)."""
+    template: Any = None
+    if text.lstrip().startswith("{"):
+        with contextlib.suppress(ValueError):
+            template = json.loads(text)
+    if template is None:
+        try:
+            template = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
+        except yaml.YAMLError as error:
+            raise TemplateError(f"{where} is not YAML or JSON: {error}") from None
     if not isinstance(template, dict) or "Resources" not in template:
         raise TemplateError(f"{where} is not a ROS template (no Resources)")
     return template
@@ -161,6 +198,7 @@ class RosStandIn(StandIn):
         self._lock = threading.Lock()
         self._closed_port: int | None = None
         self._answer_faults: list[int] = []  # HTTP statuses to answer the next POSTs with
+        self._answers_down_until: tuple[float, int] | None = None  # (virtual time, status): an outage
         self.caller_id = str(10**15 + secrets.randbelow(9 * 10**15))
         self.api: Any = None  # the ROS API (emulator.ros_api), set by the local cloud
 
@@ -190,6 +228,11 @@ class RosStandIn(StandIn):
 
     # -- stack operations, started (the ROS API returns at once; the operation runs on) ----------------------
 
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while a stack changes; hold it (briefly, never across a wait) to read a stack consistently."""
+        return self._lock
+
     def begin_create(
         self,
         template: dict[str, Any],
@@ -198,7 +241,12 @@ class RosStandIn(StandIn):
         timeout_minutes: float = 60.0,
         disable_rollback: bool = False,
         tags: Mapping[str, str] | None = None,
+        region: str | None = None,
     ) -> Stack:
+        """Register the stack CREATE_IN_PROGRESS and schedule its creation as an actor; returns at once.
+
+        Raises :class:`TemplateError` (:class:`ParameterError` for the parameter values) before registering anything.
+        """
         now = self.clock.now()
         stack = Stack(
             id=str(uuid.uuid4()),
@@ -210,26 +258,99 @@ class RosStandIn(StandIn):
             tags=dict(tags or {}),
             created_at=now,
             updated_at=now,
+            region=region or self.region,
         )
         values = self._parameter_values(template, parameters, stack)
-        for logical_id, spec in self._custom_resources(template):
-            stack.resources[logical_id] = ResourceState(logical_id, spec["Type"], {}, created_at=now)
+        self._check_template(template, values)
         with self._lock:
+            for logical_id, spec in self._custom_resources(template):
+                resource = ResourceState(logical_id, spec["Type"], {}, created_at=now, updated_at=now)
+                stack.resources[logical_id] = resource
             self.stacks[stack.id] = stack
-        self._event(stack, stack.name, "ALIYUN::ROS::Stack", "CREATE_IN_PROGRESS")
+            self._set_status_locked(stack, "CREATE_IN_PROGRESS")
         stack.operation = self.clock.spawn(lambda: self._create(stack, values), f"ros-create-{name}")
         return stack
 
-    def begin_update(self, stack: Stack, parameters: Mapping[str, object]) -> None:
-        merged = {**stack.parameters, **parameters}
-        values = self._parameter_values(stack.template, merged, stack)
-        stack.parameters = merged
-        self._set_status(stack, "UPDATE_IN_PROGRESS")
-        stack.operation = self.clock.spawn(lambda: self._update(stack, values), f"ros-update-{stack.name}")
+    def begin_update(
+        self,
+        stack: Stack,
+        parameters: Mapping[str, object],
+        template: dict[str, Any] | None = None,
+        use_previous_parameters: bool = True,
+    ) -> None:
+        """Schedule an update (to ``template``, or the stack's own) and return at once.
+
+        With ``use_previous_parameters``, a parameter not given keeps the stack's value; otherwise it takes the
+        template's Default (UpdateStack's UsePreviousParameters). Resources new in the template are created,
+        resources gone from it deleted after the others are updated. Raises :class:`StackStateError` when the
+        stack's status allows no update, :class:`TemplateError` for a template or values it cannot run.
+        """
+        self._check_updatable(stack)
+        template = stack.template if template is None else template
+        declared = template.get("Parameters") or {}
+        given: dict[str, Any] = {}
+        if use_previous_parameters:
+            given = {key: value for key, value in stack.parameters.items() if key in declared}
+        given.update(parameters)
+        values = self._parameter_values(template, given, stack)
+        self._check_template(template, values)
+        resources = template["Resources"]
+        for logical_id, spec in resources.items():
+            current = stack.resources.get(logical_id)
+            if current is not None and current.type != spec["Type"]:
+                raise TemplateError(f"{logical_id}: changing a resource's Type is not emulated")
+        removed = set(stack.resources) - set(resources)
+        removal = [[name for name in level if name in removed] for level in reversed(self._levels(stack))]
+        now = self.clock.now()
+        with self._lock:
+            self._check_updatable(stack)  # again, atomically with the change: another caller may have begun
+            stack.template, stack.parameters = template, given
+            added = set()
+            for logical_id, spec in resources.items():
+                if logical_id not in stack.resources or stack.resources[logical_id].status == "INIT_COMPLETE":
+                    stack.resources[logical_id] = ResourceState(
+                        logical_id, spec["Type"], {}, created_at=now, updated_at=now
+                    )
+                    added.add(logical_id)
+            self._set_status_locked(stack, "UPDATE_IN_PROGRESS")
+        stack.operation = self.clock.spawn(
+            lambda: self._update(stack, values, added, [level for level in removal if level]),
+            f"ros-update-{stack.name}",
+        )
 
     def begin_delete(self, stack: Stack) -> None:
-        self._set_status(stack, "DELETE_IN_PROGRESS")
+        """Schedule the deletion and return at once; raises :class:`StackStateError` while an operation runs."""
+        with self._lock:
+            if stack.in_progress:
+                raise StackStateError(f"Stack {stack.name} is {stack.status}", busy=True)
+            if stack.status == "DELETE_COMPLETE":
+                raise StackStateError(f"Stack {stack.name} is already deleted")
+            self._set_status_locked(stack, "DELETE_IN_PROGRESS")
         stack.operation = self.clock.spawn(lambda: self._delete(stack), f"ros-delete-{stack.name}")
+
+    def _check_updatable(self, stack: Stack) -> None:
+        if stack.in_progress:
+            raise StackStateError(f"Stack {stack.name} is {stack.status}", busy=True)
+        if stack.status not in UPDATABLE_STATUSES:
+            raise StackStateError(f"Stack {stack.name} is {stack.status}, which allows no update")
+
+    def _check_template(self, template: dict[str, Any], values: Mapping[str, Any]) -> None:
+        """Refuse, before anything runs, a template this stand-in cannot run to the end."""
+        resources = template.get("Resources")
+        if not isinstance(resources, dict) or not resources:
+            raise TemplateError("Resources is not a non-empty mapping")
+        self._custom_resources(template)
+        _levels_of(resources)
+        names = set(resources)
+        for logical_id, spec in resources.items():
+            _check_fragment(spec.get("Properties") or {}, values, names, f"Resources.{logical_id}")
+        outputs = template.get("Outputs") or {}
+        if not isinstance(outputs, dict):
+            raise TemplateError("Outputs is not a mapping")
+        for name, spec in outputs.items():
+            if not isinstance(spec, dict) or "Value" not in spec:
+                raise TemplateError(f"Outputs.{name} has no Value")
+            _check_fragment(spec["Value"], values, names, f"Outputs.{name}")
 
     def _create(self, stack: Stack, values: dict[str, Any]) -> None:
         deadline = self.clock.now() + stack.timeout_minutes * 60
@@ -238,25 +359,34 @@ class RosStandIn(StandIn):
                 [(r, lambda r=r: self._create_resource(stack, r, values, deadline)) for r in level]
             )
             if failures:
-                stack.reason = "; ".join(failures)
+                reason = "; ".join(failures)
                 if stack.disable_rollback:
-                    self._set_status(stack, "CREATE_FAILED", stack.reason)
+                    self._set_status(stack, "CREATE_FAILED", reason)
                 else:
-                    self._set_status(stack, "CREATE_ROLLBACK_IN_PROGRESS", stack.reason)
+                    self._set_status(stack, "CREATE_ROLLBACK_IN_PROGRESS", reason)
                     failed = self._delete_resources(stack)
                     if failed:
-                        stack.reason += "; rollback: " + "; ".join(failed)
-                    self._set_status(
-                        stack, "CREATE_ROLLBACK_FAILED" if failed else "CREATE_ROLLBACK_COMPLETE", stack.reason
-                    )
+                        reason += "; rollback: " + "; ".join(failed)
+                    self._set_status(stack, "CREATE_ROLLBACK_FAILED" if failed else "CREATE_ROLLBACK_COMPLETE", reason)
                 return
-        stack.outputs = self._outputs(stack, values)
+        outputs = self._outputs(stack, values)
+        with self._lock:
+            stack.outputs = outputs
         self._set_status(stack, "CREATE_COMPLETE")
 
-    def _create_resource(self, stack: Stack, logical_id: str, values: dict[str, Any], deadline: float) -> str | None:
+    def _create_resource(
+        self, stack: Stack, logical_id: str, values: dict[str, Any], deadline: float | None
+    ) -> str | None:
         resource = stack.resources[logical_id]
         spec = (stack.template.get("Resources") or {})[logical_id]
-        resource.properties = self._resolve(spec.get("Properties") or {}, values, stack)
+        try:
+            properties = self._resolve(spec.get("Properties") or {}, values, stack)
+        except TemplateError as error:
+            self._resource_event(stack, resource, "CREATE_FAILED", str(error))
+            return f"{logical_id}: {error}"
+        now = self.clock.now()
+        with self._lock:
+            resource.properties, resource.created_at = properties, now
         self._resource_event(stack, resource, "CREATE_IN_PROGRESS")
         answer = self._send(stack, resource, "Create", deadline=deadline)
         if answer is not None:
@@ -269,29 +399,52 @@ class RosStandIn(StandIn):
         self._resource_event(stack, resource, "CREATE_COMPLETE")
         return None
 
-    def _update(self, stack: Stack, values: dict[str, Any]) -> None:
+    def _update(self, stack: Stack, values: dict[str, Any], added: set[str], removal: list[list[str]]) -> None:
         for level in self._levels(stack):
-            failures = self._in_parallel([(r, lambda r=r: self._update_resource(stack, r, values)) for r in level])
+            work = [
+                (r, lambda r=r: self._create_resource(stack, r, values, None))
+                if r in added
+                else (r, lambda r=r: self._update_resource(stack, r, values))
+                for r in level
+            ]
+            failures = self._in_parallel(work)
             if failures:
                 self._set_status(stack, "UPDATE_FAILED", "; ".join(failures))
                 return
-        stack.outputs = self._outputs(stack, values)
+        for level in removal:  # resources gone from the template, dependents first
+            failures = self._in_parallel([(r, lambda r=r: self._delete_resource(stack, r)) for r in level])
+            with self._lock:
+                for name in level:
+                    if stack.resources[name].status in ("DELETE_COMPLETE", "INIT_COMPLETE"):
+                        del stack.resources[name]
+            if failures:
+                self._set_status(stack, "UPDATE_FAILED", "; ".join(failures))
+                return
+        outputs = self._outputs(stack, values)
+        with self._lock:
+            stack.outputs = outputs
         self._set_status(stack, "UPDATE_COMPLETE")
 
     def _update_resource(self, stack: Stack, logical_id: str, values: dict[str, Any]) -> str | None:
         resource = stack.resources[logical_id]
         spec = (stack.template.get("Resources") or {})[logical_id]
-        properties = self._resolve(spec.get("Properties") or {}, values, stack)
+        try:
+            properties = self._resolve(spec.get("Properties") or {}, values, stack)
+        except TemplateError as error:
+            self._resource_event(stack, resource, "UPDATE_FAILED", str(error))
+            return f"{logical_id}: {error}"
         if properties.get("ServiceToken") != resource.properties.get("ServiceToken"):
             return f"{logical_id}: ServiceToken cannot be updated"
         if properties.get("Parameters") == resource.properties.get("Parameters"):
             return None
         old = resource.properties
-        resource.properties = properties
+        with self._lock:
+            resource.properties = properties
         self._resource_event(stack, resource, "UPDATE_IN_PROGRESS")
         answer = self._send(stack, resource, "Update", old_properties=old)
         if answer is None or answer.get("Status") != "SUCCESS":
-            resource.properties = old
+            with self._lock:
+                resource.properties = old
             reason = (answer or {}).get("Reason") or "timed out waiting for the provider"
             self._resource_event(stack, resource, "UPDATE_FAILED", reason)
             return f"{logical_id}: {reason}"
@@ -328,38 +481,34 @@ class RosStandIn(StandIn):
         return [failure for task in tasks if (failure := self.clock.run_task(task))]
 
     def _levels(self, stack: Stack) -> list[list[str]]:
-        """The resources in dependency order: each level refers only to earlier ones (Ref, Fn::GetAtt)."""
-        resources = stack.template.get("Resources") or {}
-        needs = {
-            name: _references(spec.get("Properties") or {}, set(resources)) - {name} for name, spec in resources.items()
-        }
-        levels: list[list[str]] = []
-        done: set[str] = set()
-        while len(done) < len(resources):
-            level = [name for name in resources if name not in done and needs[name] <= done]
-            if not level:
-                raise TemplateError("the resources refer to one another in a cycle")
-            levels.append(level)
-            done.update(level)
-        return levels
+        return _levels_of(stack.template.get("Resources") or {})
 
     def _set_status(self, stack: Stack, status: str, reason: str = "") -> None:
-        stack.status = status
-        stack.reason = reason
-        stack.updated_at = self.clock.now()
-        self._event(stack, stack.name, "ALIYUN::ROS::Stack", status, reason)
+        with self._lock:
+            self._set_status_locked(stack, status, reason)
+
+    def _set_status_locked(self, stack: Stack, status: str, reason: str = "") -> None:
+        now = self.clock.now()
+        stack.status, stack.reason, stack.updated_at = status, reason or _stack_reason(status), now
+        stack.events.append(
+            Event(str(uuid.uuid4()), now, stack.name, "ALIYUN::ROS::Stack", status, stack.reason, stack.id)
+        )
 
     def _resource_event(self, stack: Stack, resource: ResourceState, status: str, reason: str = "") -> None:
-        resource.status, resource.reason = status, reason
-        resource.updated_at = self.clock.now()
-        self._event(stack, resource.logical_id, resource.type, status, reason, resource.physical_id or "")
-
-    def _event(
-        self, stack: Stack, logical_id: str, resource_type: str, status: str, reason: str = "", physical_id: str = ""
-    ) -> None:
         with self._lock:
+            now = self.clock.now()
+            # "state changed": the wording of Heat (ROS's ancestor) for a resource's plain transitions.
+            resource.status, resource.reason, resource.updated_at = status, reason or "state changed", now
             stack.events.append(
-                Event(str(uuid.uuid4()), self.clock.now(), logical_id, resource_type, status, reason, physical_id)
+                Event(
+                    str(uuid.uuid4()),
+                    now,
+                    resource.logical_id,
+                    resource.type,
+                    status,
+                    resource.reason,
+                    resource.physical_id or "",
+                )
             )
 
     # -- one request --------------------------------------------------------------------------------------
@@ -375,6 +524,7 @@ class RosStandIn(StandIn):
         stack_id: str | None = None,
         stack_name: str = "test-stack",
         resource_type: str = "Custom::CopyImage",
+        region: str | None = None,
     ) -> dict[str, Any]:
         """A complete ROS request with a live response URL, as ROS would send it (tests may alter it)."""
         token = secrets.token_urlsafe(24)
@@ -388,7 +538,7 @@ class RosStandIn(StandIn):
             "StackName": stack_name,
             "ResourceOwnerId": self.fc.account_id,
             "CallerId": self.caller_id,
-            "RegionId": self.region,
+            "RegionId": region or self.region,
             "RequestId": request_id,
             "ResourceType": resource_type,
             "LogicalResourceId": logical_id,
@@ -416,8 +566,11 @@ class RosStandIn(StandIn):
             self.stacks.clear()
             self._pending.clear()
             self._answer_faults.clear()
+            self._answers_down_until = None
         self.accept_late_answers = False
         self.invocation_type = "Async"
+        if self.api is not None:
+            self.api.reset()
 
     def wait_answer(self, request_id: str, timeout: float = 86400.0) -> dict[str, Any] | None:
         """The accepted answer to a request, waiting up to ``timeout`` virtual seconds; None if none came."""
@@ -452,6 +605,7 @@ class RosStandIn(StandIn):
             stack_id=stack.id,
             stack_name=stack.name,
             resource_type=resource.type,
+            region=stack.region or self.region,
         )
         with self._lock:
             pending = self._pending[request["RequestId"]]
@@ -492,6 +646,11 @@ class RosStandIn(StandIn):
         with self._lock:
             self._answer_faults.extend(statuses)
 
+    def fail_answers_until(self, moment: float, status: int = 503) -> None:
+        """Answer every POST before the virtual time ``moment`` with ``status``: an outage of the endpoint."""
+        with self._lock:
+            self._answers_down_until = (moment, status)
+
     def _close(self, pending: Pending) -> None:
         with self._lock:
             pending.closed = True
@@ -514,9 +673,12 @@ class RosStandIn(StandIn):
             pending = self._pending.get(request_id)
         if pending is None or not secrets.compare_digest(signature, pending.token):
             return json_reply(403, {"Code": "SignatureDoesNotMatch", "Message": "the response URL is not valid"})
+        now = self.clock.now()
         with self._lock:
             fault = self._answer_faults.pop(0) if self._answer_faults else None
-        now = self.clock.now()
+            outage = self._answers_down_until
+            if fault is None and outage is not None and now < outage[0]:
+                fault = outage[1]
         if fault is not None:
             self._record(Answer(request_id, url_kind, dict(request.headers), request.body, False, [], now, fault))
             headers = {"Location": "https://elsewhere.example.com/"} if 300 <= fault < 400 else {}
@@ -593,7 +755,9 @@ class RosStandIn(StandIn):
     def _custom_resources(self, template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         found = []
         for logical_id, spec in (template.get("Resources") or {}).items():
-            kind = spec.get("Type", "")
+            if not isinstance(spec, dict) or not isinstance(spec.get("Properties") or {}, dict):
+                raise TemplateError(f"{logical_id}: a resource is a mapping with Type and Properties")
+            kind = str(spec.get("Type", ""))
             if not (kind.startswith("Custom::") or kind in CUSTOM_TYPES):
                 raise TemplateError(f"{logical_id}: {kind} is not emulated (only custom resources are)")
             found.append((logical_id, spec))
@@ -602,36 +766,47 @@ class RosStandIn(StandIn):
     def _parameter_values(self, template: dict[str, Any], given: Mapping[str, object], stack: Stack) -> dict[str, Any]:
         values: dict[str, Any] = {}
         declared = template.get("Parameters") or {}
+        if not isinstance(declared, dict) or not all(isinstance(spec, dict) for spec in declared.values()):
+            raise TemplateError("Parameters is not a mapping of parameter declarations")
         unknown = set(given) - set(declared)
         if unknown:
-            raise TemplateError(f"unknown parameters: {', '.join(sorted(unknown))}")
+            raise ParameterError(f"unknown parameters: {', '.join(sorted(unknown))}")
         for name, spec in declared.items():
             if name in given:
                 raw = given[name]
             elif "Default" in spec:
                 raw = spec["Default"]
             else:
-                raise TemplateError(f"parameter {name} has no value and no Default")
+                raise ParameterError(f"parameter {name} has no value and no Default")
             allowed = spec.get("AllowedValues")
             if allowed is not None and str(raw) not in [str(a) for a in allowed]:
-                raise TemplateError(f"parameter {name}: {raw!r} is not one of {allowed}")
+                raise ParameterError(f"parameter {name}: {raw!r} is not one of {allowed}")
             kind = spec.get("Type", "String")
             if kind == "CommaDelimitedList":
                 values[name] = raw if isinstance(raw, list) else [item.strip() for item in str(raw).split(",")]
             elif kind == "Number":
-                number = float(str(raw))
+                try:
+                    number = float(str(raw))
+                except ValueError:
+                    raise ParameterError(f"parameter {name}: {raw!r} is not a number") from None
                 if ("MinValue" in spec and number < float(spec["MinValue"])) or (
                     "MaxValue" in spec and number > float(spec["MaxValue"])
                 ):
-                    raise TemplateError(f"parameter {name}: {raw} is out of range")
+                    raise ParameterError(f"parameter {name}: {raw} is out of range")
                 values[name] = int(number) if number.is_integer() else number
             else:
                 values[name] = str(raw) if not isinstance(raw, bool) else str(raw).lower()
-        values[PSEUDO_REGION] = self.region
-        values[PSEUDO_ACCOUNT] = self.fc.account_id
-        values["ALIYUN::StackId"] = stack.id
-        values["ALIYUN::StackName"] = stack.name
+        values.update(self.pseudo_parameters(stack))
         return values
+
+    def pseudo_parameters(self, stack: Stack) -> dict[str, str]:
+        """The ALIYUN:: pseudo parameters a stack's template can refer to (GetStack lists them too)."""
+        return {
+            PSEUDO_REGION: stack.region or self.region,
+            PSEUDO_ACCOUNT: self.fc.account_id,
+            "ALIYUN::StackId": stack.id,
+            "ALIYUN::StackName": stack.name,
+        }
 
     def _resolve(self, node: Any, values: dict[str, Any], stack: Stack) -> Any:
         if isinstance(node, list):
@@ -672,6 +847,65 @@ class RosStandIn(StandIn):
         for name, spec in (stack.template.get("Outputs") or {}).items():
             outputs[name] = self._resolve(spec.get("Value"), values, stack)
         return outputs
+
+
+def _levels_of(resources: Mapping[str, Any]) -> list[list[str]]:
+    """The resources in dependency order: each level refers only to earlier ones (Ref, Fn::GetAtt)."""
+    needs = {
+        name: _references(spec.get("Properties") or {}, set(resources)) - {name} for name, spec in resources.items()
+    }
+    levels: list[list[str]] = []
+    done: set[str] = set()
+    while len(done) < len(resources):
+        level = [name for name in resources if name not in done and needs[name] <= done]
+        if not level:
+            raise TemplateError("the resources refer to one another in a cycle")
+        levels.append(level)
+        done.update(level)
+    return levels
+
+
+def _check_fragment(node: Any, values: Mapping[str, Any], resources: set[str], where: str) -> None:
+    """Refuse what :meth:`RosStandIn._resolve` cannot evaluate: unknown names, functions it does not emulate."""
+    if isinstance(node, list):
+        for item in node:
+            _check_fragment(item, values, resources, where)
+        return
+    if not isinstance(node, dict):
+        return
+    if len(node) == 1:
+        ((function, argument),) = node.items()
+        if function == "Ref":
+            if argument not in values and argument not in resources:
+                raise TemplateError(f"{where}: Ref to {argument!r}, which is no parameter and no resource")
+            return
+        if function == "Fn::GetAtt":
+            if not (isinstance(argument, list) and len(argument) == 2 and argument[0] in resources):
+                raise TemplateError(f"{where}: Fn::GetAtt {argument!r} names no resource of the template")
+            return
+        if function == "Fn::Sub":
+            if not isinstance(argument, str):
+                raise TemplateError(f"{where}: only the string form of Fn::Sub is emulated")
+            unknown = sorted(set(re.findall(r"\$\{([^}]*)\}", argument)) - set(values))
+            if unknown:
+                raise TemplateError(f"{where}: Fn::Sub names {unknown}, which are no parameters")
+            return
+        if function in ("Fn::Join", "Fn::Split"):
+            if not (isinstance(argument, list) and len(argument) == 2 and isinstance(argument[0], str)):
+                raise TemplateError(f"{where}: {function} takes [separator, value]")
+        elif str(function).startswith("Fn::"):
+            raise TemplateError(f"{where}: {function} is not emulated (only {', '.join(SUPPORTED_FUNCTIONS)})")
+    for value in node.values():
+        _check_fragment(value, values, resources, where)
+
+
+def _stack_reason(status: str) -> str:
+    """A stack's StatusReason when nothing failed (Heat's wording, which ROS inherits; not confirmed for ROS)."""
+    if status.endswith("_IN_PROGRESS"):
+        return f"Stack {status.removesuffix('_IN_PROGRESS')} started"
+    if status.endswith("_COMPLETE"):
+        return f"Stack {status.removesuffix('_COMPLETE')} completed successfully"
+    return ""
 
 
 def _references(node: Any, names: set[str]) -> set[str]:

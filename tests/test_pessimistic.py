@@ -70,7 +70,7 @@ def test_a_lifecycle_with_every_pessimistic_switch_at_once(make_cloud):
 def test_a_late_success_taken_with_200_after_ros_gave_up_is_still_rolled_back(make_cloud):
     cloud = make_cloud(copy_seconds=40, accept_late_answers=True)
     source = cloud.seed_image("golden")
-    cloud.ros.fail_next_answers(*[503] * 20)  # the endpoint fails until after the Timeout (over FC's retries)
+    cloud.ros.fail_answers_until(cloud.clock.now() + 70.3)  # down until just after the Timeout (70 s)
     stack = cloud.ros.create_stack(
         cloud.template(), {"ImageId": source.image_id, "DestinationRegionId": DESTINATION, "Timeout": 70}
     )

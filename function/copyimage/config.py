@@ -34,7 +34,7 @@ class Settings:
     response_hosts: frozenset[str] = frozenset()  # COPYIMAGE_RESPONSE_HOSTS: extra allowed response hosts
     function: FunctionIdentity | None = None  # from FC_*; None outside Function Compute
     defer: bool = True  # COPYIMAGE_DEFER=false: never re-invoke; long copies then fail before the timeout
-    inline_wait_seconds: float = 20.0  # how long one invocation may wait inline before it hands over
+    inline_wait_seconds: float = 0.0  # how long one invocation may wait inline before it hands over (see README)
     deadline_margin_seconds: float = 15.0  # kept free before the function's timeout, for the answer
     max_wait_seconds: float = ROS_MAX_WAIT_SECONDS  # overall limit for one Create
     cleanup_wait_seconds: float = 3600.0  # overall limit for one Update or Delete
@@ -84,7 +84,7 @@ class Settings:
             response_hosts=hosts,
             function=function,
             defer=env.get("COPYIMAGE_DEFER", "true").strip().lower() not in ("false", "0", "no", "off"),
-            inline_wait_seconds=number("COPYIMAGE_INLINE_WAIT_SECONDS", 20.0, 0.0, 3600.0),
+            inline_wait_seconds=number("COPYIMAGE_INLINE_WAIT_SECONDS", 0.0, 0.0, 3600.0),
             deadline_margin_seconds=number("COPYIMAGE_DEADLINE_MARGIN_SECONDS", 15.0, 1.0, 600.0),
             max_wait_seconds=number("COPYIMAGE_MAX_WAIT_SECONDS", ROS_MAX_WAIT_SECONDS, 1.0, ROS_MAX_WAIT_SECONDS),
             cleanup_wait_seconds=number("COPYIMAGE_CLEANUP_WAIT_SECONDS", 3600.0, 1.0, ROS_MAX_WAIT_SECONDS),

@@ -46,8 +46,10 @@ SAMPLES_KEPT = 8
 ANSWERED = "answered:"  # prefix of the mark that ends a wait
 
 # The progress estimator (see next_look).
-PRECISION_SECONDS = 6.0  # aim to notice the end within this
+PRECISION_SECONDS = 8.0  # aim to notice the end within this
 APPROACH_SHARE = 0.7  # far from the end, look after this share of the earliest possible time left
+SURGE = 2.0  # ... assuming the copy may run up to this many times faster than lately
+RECENT_PERCENTS = 5  # the rate is estimated from the samples of the last few percents only
 END_GAME_PERCENTS = 3.0  # within this many percent-durations of the end, pin down the percent boundaries
 ZERO_GROWTH = 2.0  # at 0% (queued, or just started) look again after this many times the age so far
 
@@ -287,28 +289,33 @@ def _fc_delay(seconds: float) -> int:
 def next_look(samples: tuple[tuple[float, int], ...], started_at: float, now: float) -> float:
     """Seconds until the next look at work whose recent looks found ``samples`` (time, whole percent).
 
-    ECS reports whole percents. Assuming a steady rate over the recent samples, each says the true progress
-    was within [p, p + 1) then; together they bound the rate and where the copy is now, hence the earliest
-    and latest time it can end. Far from the end, the next look comes after a share of the earliest time
-    left. Near it, looks go to the middle of the window in which the next percent boundary must fall,
-    halving it each time, until the end is pinned to within PRECISION_SECONDS; then one look just after
-    the latest possible end. A rate change shows as samples no steady rate fits: the oldest are dropped.
+    ECS reports whole percents, and a copy's rate is not steady (it queues at 0%, then speeds up and slows
+    down). Each recent sample says the true progress was within [p, p + 1) then; assuming a steady rate over
+    the samples of the last RECENT_PERCENTS, together they bound the rate and where the copy is now, hence
+    the earliest and latest time it can end. Far from the end, the next look comes after a share of the
+    earliest time left, at SURGE times the fastest rate the samples allow (a faster stretch must not be
+    overshot). Near it, looks go to the middle of the window in which the next percent boundary must fall,
+    until the end is pinned to within PRECISION_SECONDS; then one look just after the latest possible end.
+    A rate change shows as samples no steady rate fits: the oldest are dropped.
     """
     progress = [(t, p) for t, p in samples if p > 0]
     if not progress:  # nothing moves yet (queued, or just started): wait longer each time
         return max(LOOK_SOON, ZERO_GROWTH * (now - started_at))
     zeros = [t for t, p in samples if p <= 0 and t < progress[0][0]]
-    window = _fit_window(progress, zeros[-1] if zeros else None)
+    first = next(i for i, (_, p) in enumerate(progress) if p >= progress[-1][1] - RECENT_PERCENTS)
+    first = max(0, first - 1)  # and the look before them, which gives the recent rate
+    window = _fit_window(progress[first:], zeros[-1] if zeros and first == 0 else None)
     if window is None:  # one sample of progress: no rate yet; the next sample gives one
         since = zeros[-1] if zeros else started_at
         return max(LOOK_SOON, 0.5 * (now - since))
     region, t_n = window
     low, high = _time_to(region, t_n, 100.0)
+    if low - now > END_GAME_PERCENTS * _percent_seconds(region):
+        fastest = SURGE * max(r for _, r in region)
+        surge_end = now + (100.0 - max(x for x, _ in region)) / fastest
+        return max(LOOK_SOON, APPROACH_SHARE * (min(low, surge_end) - now))
     if high - low <= PRECISION_SECONDS:
         return max(0.0, high - now) + 0.5
-    percent_seconds = _percent_seconds(region)
-    if low - now > END_GAME_PERCENTS * percent_seconds:
-        return max(LOOK_SOON, APPROACH_SHARE * (low - now))
     # End game: pin down the boundary of the next percent that falls before the earliest end.
     level = progress[-1][1] + 1
     while level < 100:
