@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench serve package clean
+.PHONY: demo test smoke lint bench compare serve package pins clean
 
 demo: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator demo
@@ -14,6 +14,11 @@ test: $(VENV)/.dev-installed
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -p no:logging -n 2 --dist worksteal
 
+# The smoke test of deploy/smoke.py: the local cloud by default; a real account with ALIBABA_CLOUD_* and
+# COPYIMAGE_SMOKE_* set (see the README).
+smoke: $(VENV)/.runtime-installed
+	$(BIN)/python -m deploy.smoke
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m mypy
@@ -21,30 +26,44 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.runtime-installed
 	$(BIN)/python bench/long_copy.py --minutes 60
 
+# Every strategy side by side, with the chart (about 25 minutes; add ARGS=--quick for a 2-minute run).
+compare: $(VENV)/.dev-installed
+	$(BIN)/python -m pip install -q -r bench/requirements.txt
+	$(BIN)/python bench/compare.py --chart docs/compare.png $(ARGS)
+
 serve: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator serve
 
-# What `s build` produces: the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH).
-# The import check runs without any site-packages, as the FC runtime would see the package.
+# What `s build` produces: the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH),
+# installed from the hashed pins for FC's python3.10 on x86_64 Linux whatever this machine is. The import check
+# runs without any site-packages, with Python 3.10 when this machine has it.
+PY310 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python) $(shell command -v python3.10 2>/dev/null))
 package:
 	rm -rf build/code && mkdir -p build/code
 	cp -r function/index.py function/copyimage build/code/
-	$(PYTHON) -m pip install -q --no-compile -t build/code/python -r function/requirements.txt
-	cd build/code && $(PYTHON) -I -S -c "import sys; sys.path[:0] = ['.', 'python']; import index, fc2, alibabacloud_fc20230330.client, alibabacloud_credentials.client; print('the package imports on its own; handler', index.handler.__module__ + '.handle')"
+	$(PYTHON) -m pip install -q --no-compile --require-hashes --no-deps --platform manylinux_2_28_x86_64 \
+		--python-version 3.10 --implementation cp -t build/code/python -r function/requirements.txt
+	cd build/code && $(or $(PY310),$(PYTHON)) -I -S -c "import sys; sys.path[:0] = ['.', 'python']; import index, fc2, alibabacloud_fc20230330.client, alibabacloud_credentials.client; print('the package imports on its own under Python', sys.version.split()[0])"
 	du -sh build/code
+
+# Regenerate the pins from function/requirements.in (the registry must be reachable).
+pins: $(VENV)/.dev-installed
+	$(BIN)/uv pip compile function/requirements.in --generate-hashes --python-version 3.10 \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make pins" -o function/requirements.txt
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# The demo needs only what the function needs, plus PyYAML to read template.yml.
-$(VENV)/.runtime-installed: function/requirements.txt | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -r function/requirements.txt 'PyYAML>=6,<7'
+# The demo needs what the function needs (its exact pins), plus the local cloud's own few packages.
+$(VENV)/.runtime-installed: function/requirements.txt emulator/requirements.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q --require-hashes -r function/requirements.txt
+	$(BIN)/python -m pip install -q -r emulator/requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements-dev.txt function/requirements.txt | $(VENV)/bin/python
+$(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
-	touch $@ $(VENV)/.runtime-installed
+	touch $@
 
 clean:
 	rm -rf $(VENV) .venv310 .pytest_cache .ruff_cache function/python build

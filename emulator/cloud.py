@@ -61,6 +61,8 @@ class LocalCloud:
         region: str = SOURCE_REGION,
         interleave_seed: int | None = None,
         seed: int = 0,
+        code_dir: Path = FUNCTION_DIR,
+        handler: str = "index.handler",
     ) -> None:
         self.clock = VirtualClock(interleave_seed=interleave_seed)
         self.seed = seed
@@ -69,7 +71,8 @@ class LocalCloud:
         self._fc_port = _free_port()
         self.function = FunctionSpec(
             name="ros-copy-image",
-            code_dir=FUNCTION_DIR,
+            code_dir=code_dir,
+            handler=handler,
             timeout=function_timeout,
             service="ros-copy-image-svc" if fc_api == "fc2" else None,
             max_async_retries=max_async_retries,

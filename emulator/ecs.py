@@ -142,6 +142,12 @@ class CopyPlan:
         total = sum(gains)
         return cls(queue, tuple((length, 100.0 * gain / total) for length, gain in zip(lengths, gains, strict=True)))
 
+    @classmethod
+    def about(cls, minutes: float, seed: int) -> CopyPlan:
+        """An uneven copy of about ``minutes``: 94 to 99% of it (seeded), so that a strategy looking at round
+        intervals gets no lucky hits, and a 720-minute copy stays within ROS's 12-hour Timeout."""
+        return cls.uneven(minutes * 60.0 * random.Random(seed).uniform(0.94, 0.99), seed)
+
     @property
     def duration(self) -> float:
         return self.queue_seconds + sum(seconds for seconds, _ in self.segments)

@@ -53,6 +53,7 @@ MAX_ASYNC_RETRIES = 8  # maxAsyncRetryAttempts is 0..8
 UNHANDLED_ERROR_TYPE = "UnhandledInvocationError"
 
 _FC3_PATH = re.compile(r"^/2023-03-30/functions/(?P<function>[^/]+)/invocations/?$")
+_FC3_FUNCTION_PATH = re.compile(r"^/2023-03-30/functions/(?P<function>[^/]+)/?$")  # GetFunction
 _FC2_PATH = re.compile(r"^/2016-08-15/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)/invocations/?$")
 
 
@@ -500,6 +501,9 @@ class FcStandIn(StandIn):
         match = _FC3_PATH.match(request.path)
         if match:
             return self._handle_fc3(request, unquote(match["function"]))
+        match = _FC3_FUNCTION_PATH.match(request.path)
+        if match:
+            return self._get_function(request, unquote(match["function"]))
         match = _FC2_PATH.match(request.path)
         if match:
             service, _, qualifier = unquote(match["service"]).partition(".")
@@ -528,6 +532,38 @@ class FcStandIn(StandIn):
         if qualifier not in (None, "", "LATEST", self.spec.qualifier):
             return error(404, "AliasNotFound", f"alias '{qualifier}' of function '{function}' does not exist")
         return self._invoke_http(request, "fc3", error)
+
+    def _get_function(self, request: Request, function: str) -> Reply:
+        """FC 3.0 GetFunction (GET /2023-03-30/functions/{functionName}): what a deploy check needs of it."""
+        request_id = _new_request_id()
+        headers = {"x-fc-request-id": request_id}
+        try:
+            verify_acs3(request.signed(), self.credentials, self.nonces)
+        except AuthError as exc:
+            return json_reply(exc.status, {"Code": exc.code, "Message": exc.message, "RequestId": request_id}, headers)
+        if request.method != "GET":
+            return json_reply(405, {"Code": "MethodNotAllowed", "Message": f"{request.method} is not allowed"}, headers)
+        if self.spec.service is not None or function != self.spec.name:
+            body = {
+                "Code": "FunctionNotFound",
+                "Message": f"function '{function}' does not exist",
+                "RequestId": request_id,
+            }
+            return json_reply(404, body, headers)
+        spec = self.spec
+        return json_reply(
+            200,
+            {
+                "functionName": spec.name,
+                "functionArn": self.service_token,
+                "runtime": "python3.10",
+                "handler": spec.handler,
+                "memorySize": spec.memory,
+                "timeout": int(spec.timeout),
+                "state": "Active",
+            },
+            headers,
+        )
 
     def _handle_fc2(self, request: Request, service: str, qualifier: str | None, function: str) -> Reply:
         request_id = _new_request_id()

@@ -23,21 +23,30 @@ def test_demo_runs_the_whole_lifecycle_and_prints_the_image_id():
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    image_id = re.search(r"CREATE_COMPLETE: ImageId = (m-\w+)", out).group(1)
-    assert "UPDATE_COMPLETE: ModifyImageAttribute" in out
-    assert "DELETE_COMPLETE: the copy is gone" in out
+    image_id = re.search(r"CREATE_COMPLETE, ImageId (m-\w+)", out).group(1)
+    assert "UPDATE_COMPLETE, same ImageId, tag smoke-step=updated on the copy" in out
+    assert re.search(r"ok  leftovers .* no image of run", out)
+    assert re.search(r"ROS API calls: +\d+ \(.*CreateStack 1", out)  # through the ROS API, as a client would
     assert "0 protocol violations" in out
     assert f"Demo complete: ImageId {image_id}" in out
-    assert "copy progress: 100% (Available" in out  # plain progress lines when not on a terminal
+    assert "copy at 100% (Available)" in out  # progress lines
     assert '"level"' not in out  # the function's logs stay out of the demo's output
 
 
 def test_demo_exits_non_zero_when_a_step_fails(monkeypatch, capsys):
+    from deploy import smoke
     from emulator import demo
 
-    monkeypatch.setattr(demo, "DESTINATION", "xx-nowhere-1")  # ECS refuses the copy
+    original = smoke.local_target
+
+    def failing_copy(cloud):
+        cloud.ecs.fail_copies(1, at_fraction=0.5)  # the copy ends CreateFailed: the stack rolls back
+        return original(cloud)
+
+    monkeypatch.setattr(smoke, "local_target", failing_copy)
     assert demo.run(copy_minutes=1) == 1
-    assert "CREATE_ROLLBACK_COMPLETE" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "CREATE_ROLLBACK_COMPLETE" in out and "FAILED" in out
 
 
 def test_serve_prints_endpoints_an_sdk_can_use():

@@ -46,9 +46,9 @@ SAMPLES_KEPT = 8
 ANSWERED = "answered:"  # prefix of the mark that ends a wait
 
 # The progress estimator (see next_look).
-PRECISION_SECONDS = 8.0  # aim to notice the end within this
+PRECISION_SECONDS = 7.0  # aim to notice the end within this
 APPROACH_SHARE = 0.7  # far from the end, look after this share of the earliest possible time left
-SURGE = 2.0  # ... assuming the copy may run up to this many times faster than lately
+SURGE = 1.5  # ... at this many times the fastest recent rate (with the share: up to 2.1 times faster is not overshot)
 RECENT_PERCENTS = 5  # the rate is estimated from the samples of the last few percents only
 END_GAME_PERCENTS = 3.0  # within this many percent-durations of the end, pin down the percent boundaries
 ZERO_GROWTH = 2.0  # at 0% (queued, or just started) look again after this many times the age so far

@@ -258,6 +258,7 @@ def test_update_then_delete_through_the_api(cloud, client, source):
     stack_id = create(client, source.image_id)
     created = settle(cloud, client, stack_id)
     image_id = created.outputs[0]["OutputValue"]
+    cloud.clock.sleep(60)  # the update starts a minute later: its time shows in UpdateTime
 
     request = ros_models.UpdateStackRequest(
         region_id=HZ,

@@ -1,0 +1,448 @@
+"""Benchmark: what each way of waiting for a copy costs on Function Compute, in yuan and seconds, side by side.
+
+Runs, in one process on the local cloud's virtual clock, this provider and the three baselines of
+bench/baselines.py (``sleep60``, ``poll5``, ``defer300``) over the same copies: about 5, 60, 240 and 720 minutes
+(``CopyPlan.about``: 94 to 99% of that, seeded), each up to 15% of its time queued at 0%, then 3 to 6 stretches
+at rates 1 +- 30% of the average, reported in whole percents. Every strategy runs as an FC function in the FC
+stand-in and talks to the ECS and ROS stand-ins over HTTP with the real SDKs, each request taking
+``--network-ms`` of virtual time.
+
+Billing model (FC 3.0, the configured ``--cpu`` and ``--memory``; docs/conformance.md cites the sources):
+- An invocation's billed seconds = the time it waits on the network or sleeps (virtual) + its CPU time divided by
+  the vCPU share (at most 1: the work is one thread). Its CPU time is what its own thread used here, plus, on a
+  cold instance, the import of its handler and the first-use work (SDK clients, lazy imports), both measured in
+  fresh processes.
+- Instances: an invocation that starts within ``--keep-alive`` seconds of the end of the previous one finds that
+  instance warm; otherwise it starts a new one (cold). FC documents a 1-minute delayed release by default and an
+  idle instance kept "usually 3 to 5 minutes": 60 s is the conservative default.
+- Cost in CU: active vCPU-seconds x 1 + GB-seconds x 0.15 + 75 per 10,000 invocations; the minute an instance is
+  kept after its last request is billed for its memory only (idle vCPU is 0 CU). CNY at the tier-1 list price,
+  0.00011 per CU. The hourly rounding up to a whole CU and the minimum of 0.01 CNY per active function-hour
+  are left out (they apply to every strategy alike and hide the differences).
+- Detection: from the copy becoming Available in ECS to the answer arriving at ROS, plus the answering
+  invocation's CPU time (which virtual time does not contain).
+
+Run from the repository root: ``.venv/bin/python bench/compare.py`` (``--quick`` for CI). The chart needs
+matplotlib (bench/requirements.txt). The last line printed is a JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+FUNCTION_DIR = ROOT / "function"
+sys.path[:0] = [str(ROOT), str(FUNCTION_DIR)]
+
+from emulator.cloud import LocalCloud  # noqa: E402
+from emulator.ecs import CopyPlan  # noqa: E402
+
+CU_PER_VCPU_SECOND = 1.0
+CU_PER_GB_SECOND = 0.15
+CU_PER_INVOCATION = 75 / 10_000
+CNY_PER_CU = 0.00011  # tier 1, list price
+STRATEGIES = ("provider", "sleep60", "poll5", "defer300")
+HANDLERS = {
+    "provider": (FUNCTION_DIR, "index.handler", "index"),
+    "sleep60": (BENCH_DIR, "baselines.sleep60", "baselines"),
+    "poll5": (BENCH_DIR, "baselines.poll5", "baselines"),
+    "defer300": (BENCH_DIR, "baselines.defer300", "baselines"),
+}
+SDK_MODULE = "alibabacloud_ecs20140526.client"
+DESTINATION = "cn-shanghai"
+
+
+@dataclass(frozen=True)
+class Model:
+    vcpu: float
+    memory_mb: int
+    keep_alive: float
+    network_seconds: float
+    timeout: float  # the function's timeout: FC stops an invocation there
+
+    @property
+    def gb(self) -> float:
+        return self.memory_mb / 1024
+
+    @property
+    def cpu_speed(self) -> float:
+        return min(self.vcpu, 1.0)
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    import_cpu: float  # seconds of CPU to import the handler in a fresh process
+    first_use_cpu: float  # the extra CPU of the first invocation in a fresh process (SDK clients, lazy imports)
+
+
+@dataclass
+class Outcome:
+    """One strategy on one copy."""
+
+    copy_seconds: float
+    invocations: int
+    cold_starts: int
+    describe_calls: int
+    billed_seconds: float
+    cu: float  # the issue's model: active time and invocations; the time between invocations costs nothing
+    kept_cu: float  # on top: the memory of instances kept after their last request (FC's 1-minute release)
+    detection_seconds: float | None  # None: never answered (the function was stopped at its timeout)
+
+
+# --- cold starts, measured in fresh processes -------------------------------------------------------------------
+
+_IMPORT_PROBE = """
+import resource, sys, time
+sys.path[:0] = {paths!r}
+started = time.process_time()
+import {module}
+print(time.process_time() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def import_cost(module: str, paths: Sequence[Path]) -> tuple[float, float]:
+    """CPU seconds to import ``module`` in a fresh interpreter, and its peak RSS in MB (one run)."""
+    code = _IMPORT_PROBE.format(paths=[str(p) for p in paths], module=module)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    cpu, rss = out.stdout.split()
+    return float(cpu), float(rss)
+
+
+def import_costs(repeat: int = 9) -> tuple[float, float, float]:
+    """Median import CPU of the handler and of the ECS SDK alone, measured alternately (so that a busy moment
+    of the machine hits both alike), and the handler's peak RSS."""
+    handler, sdk, rss = [], [], 0.0
+    for _ in range(repeat):
+        cpu, peak = import_cost("index", [FUNCTION_DIR])
+        handler.append(cpu)
+        rss = max(rss, peak)
+        sdk.append(import_cost(SDK_MODULE, [FUNCTION_DIR])[0])
+    return statistics.median(handler), statistics.median(sdk), rss
+
+
+def largest_imports(module: str, paths: Sequence[Path], count: int = 5) -> list[tuple[str, float]]:
+    """The top-level packages whose import costs the most (``-X importtime`` self times, added up), seconds."""
+    code = f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}; import {module}"
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    totals: dict[str, float] = {}
+    for line in out.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s+(\S.*)$", line)
+        if match:
+            package = match.group(2).strip().split(".")[0]
+            totals[package] = totals.get(package, 0.0) + int(match.group(1)) / 1e6
+    return sorted(totals.items(), key=lambda item: -item[1])[:count]
+
+
+_FIRST_USE_PROBE = """
+import json, logging, os, sys
+sys.path[:0] = [{root!r}, {function!r}]
+os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+sys.argv = ["compare"]
+import bench.compare as compare
+print(json.dumps(compare.first_use_probe({strategy!r})))
+"""
+
+
+def first_use_probe(strategy: str) -> list[float]:
+    """CPU of the first invocation of two identical short copies run one after the other in this process."""
+    cpu = []
+    with strategy_cloud(strategy, Model(1.0, 1024, 60.0, 0.0, 86_400.0)) as cloud:
+        for seed in (1, 2):
+            cloud.reset(seed)
+            cloud.ecs.copy_plan = lambda: CopyPlan.steady(600.0)
+            run_copy(cloud)
+            cpu.append(cloud.fc.invocations[0].cpu_seconds)
+    return cpu
+
+
+def cold_start(strategy: str, repeat: int = 3) -> ColdStart:
+    directory, _, module = HANDLERS[strategy]
+    import_cpu = statistics.median(import_cost(module, [directory, FUNCTION_DIR])[0] for _ in range(3))
+    extras = []
+    for _ in range(repeat):
+        code = _FIRST_USE_PROBE.format(root=str(ROOT), function=str(FUNCTION_DIR), strategy=strategy)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+        first, second = json.loads(out.stdout.strip().splitlines()[-1])
+        extras.append(max(0.0, first - second))
+    return ColdStart(import_cpu, statistics.median(extras))
+
+
+# --- running the strategies --------------------------------------------------------------------------------------
+
+
+def strategy_cloud(strategy: str, model: Model) -> LocalCloud:
+    """A local cloud whose function is ``strategy`` (start it with ``with``)."""
+    directory, handler, _ = HANDLERS[strategy]
+    return LocalCloud(code_dir=directory, handler=handler, function_timeout=model.timeout)
+
+
+def run_copy(cloud: LocalCloud) -> tuple[dict, float]:
+    """One Create on the running cloud, to the end; returns ROS's request and when ROS took the answer (or inf)."""
+    source = cloud.seed_image("bench-source")
+    request = cloud.ros.new_request("Create", {"ImageId": source.image_id, "DestinationRegionId": DESTINATION})
+    cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Async")
+    cloud.fc.wait_idle(timeout=7 * 86_400)
+    answers = [a for a in cloud.ros.answers if a.request_id == request["RequestId"] and a.accepted]
+    return request, (answers[0].at if answers else math.inf)
+
+
+def measure(cloud: LocalCloud, strategy: str, minutes: float, seed: int, model: Model, cold: ColdStart) -> Outcome:
+    plan = CopyPlan.about(minutes, seed)
+    copy_seconds = plan.duration
+    cloud.reset(seed)
+    for stand_in in (cloud.ecs, cloud.fc, cloud.ros):
+        stand_in.latency_seconds = model.network_seconds
+    cloud.ecs.copy_plan = lambda: plan
+    _, answered_at = run_copy(cloud)
+    copies = [image for image in cloud.ecs.images(DESTINATION) if image.is_copy]
+    available_at = copies[0].available_at if copies else None
+    runs = sorted(cloud.fc.invocations, key=lambda run: run.started_at)
+    billed = cu = kept = 0.0
+    instances: list[list[float]] = []  # [busy until, last request's end] of each instance
+    cpu_of: dict[int, float] = {}  # CPU seconds of each run, cold work included
+    for run in runs:
+        instance = next((i for i in instances if i[0] <= run.started_at <= i[1] + model.keep_alive), None)
+        cpu_of[id(run)] = run.cpu_seconds + (0.0 if instance else cold.import_cpu + cold.first_use_cpu)
+        duration = min(model.timeout, run.billed_seconds + cpu_of[id(run)] / model.cpu_speed)
+        if instance is None:
+            instance = [0.0, run.started_at]
+            instances.append(instance)
+        else:
+            kept += (run.started_at - instance[1]) * model.gb * CU_PER_GB_SECOND  # idle since its last request
+        instance[0] = instance[1] = run.started_at + duration
+        billed += duration
+        cu += duration * (model.vcpu * CU_PER_VCPU_SECOND + model.gb * CU_PER_GB_SECOND) + CU_PER_INVOCATION
+    kept += len(instances) * model.keep_alive * model.gb * CU_PER_GB_SECOND  # each kept after its last run
+    detection = None
+    if not any(run.timed_out for run in runs) and available_at is not None and math.isfinite(answered_at):
+        answering = max((r for r in runs if r.started_at <= answered_at), key=lambda r: r.started_at)
+        detection = answered_at - available_at + cpu_of[id(answering)] / model.cpu_speed
+    return Outcome(
+        copy_seconds=copy_seconds,
+        invocations=len(runs),
+        cold_starts=len(instances),
+        describe_calls=len(cloud.ecs.calls_to("DescribeImages")),
+        billed_seconds=billed,
+        cu=cu,
+        kept_cu=kept,
+        detection_seconds=detection,
+    )
+
+
+def p90(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+def summarise(outcomes: list[Outcome]) -> dict:
+    detections = [o.detection_seconds for o in outcomes if o.detection_seconds is not None]
+    billed = statistics.mean(o.billed_seconds for o in outcomes)
+    cu = statistics.mean(o.cu for o in outcomes)
+    kept = statistics.mean(o.kept_cu for o in outcomes)
+    fractions = [o.billed_seconds / o.copy_seconds for o in outcomes]
+    return {
+        "runs": len(outcomes),
+        "failed": sum(o.detection_seconds is None for o in outcomes),
+        "invocations": round(statistics.mean(o.invocations for o in outcomes), 1),
+        "cold_starts": round(statistics.mean(o.cold_starts for o in outcomes), 1),
+        "describe_calls": round(statistics.mean(o.describe_calls for o in outcomes), 1),
+        "describe_calls_max": max(o.describe_calls for o in outcomes),
+        "billed_seconds": round(billed, 1),
+        "billed_seconds_max": round(max(o.billed_seconds for o in outcomes), 1),
+        "billed_fraction": round(statistics.mean(fractions), 5),
+        "billed_fraction_max": round(max(fractions), 5),
+        "cu": round(cu, 2),
+        "cost_cny": round(cu * CNY_PER_CU, 6),
+        "kept_cu": round(kept, 2),
+        "cost_cny_with_retention": round((cu + kept) * CNY_PER_CU, 6),
+        "detection_p90_seconds": round(p90(detections), 1) if detections else None,
+        "detection_max_seconds": round(max(detections), 1) if detections else None,
+    }
+
+
+# --- report -----------------------------------------------------------------------------------------------------
+
+
+def check_targets(results: dict, lengths: Sequence[float]) -> list[str]:
+    """The issue's figures for this provider; returns the ones missed."""
+    missed = []
+    provider, poll5 = results["provider"], results.get("poll5", {})
+    for minutes in lengths:
+        key = f"{minutes:g}"
+        figures = provider[key]
+        detection = figures["detection_p90_seconds"]
+        if minutes >= 60:
+            if figures["billed_fraction_max"] > 0.01:
+                missed.append(f"{key} min: billed {100 * figures['billed_fraction_max']:.2f}% > 1%")
+            if detection is None or detection > 10:
+                missed.append(f"{key} min: detection p90 {detection} s > 10 s")
+            most = 30 if minutes <= 60 else 60
+            if figures["describe_calls_max"] > most:
+                missed.append(f"{key} min: {figures['describe_calls_max']} DescribeImages > {most}")
+            if key in poll5:
+                if poll5[key]["cu"] < 10 * figures["cu"]:
+                    missed.append(f"{key} min: only {poll5[key]['cu'] / figures['cu']:.1f} times cheaper than poll5")
+                if detection is not None and detection > (poll5[key]["detection_p90_seconds"] or 0) + 5:
+                    missed.append(f"{key} min: detection more than 5 s later than poll5's")
+        elif minutes <= 5:
+            if figures["detection_max_seconds"] is None or figures["detection_max_seconds"] > 10:
+                missed.append(f"{key} min: detection {figures['detection_max_seconds']} s > 10 s")
+            if figures["billed_seconds_max"] > 30:
+                missed.append(f"{key} min: billed {figures['billed_seconds_max']} s > 30 s")
+    if results["cold_start"]["import_ratio"] > 1.1:
+        missed.append(f"handler import {results['cold_start']['import_ratio']:.2f} times the ECS SDK's > 1.1")
+    return missed
+
+
+def print_table(results: dict, lengths: Sequence[float]) -> None:
+    header = (
+        f"{'strategy':<10}{'runs':>5}{'invoc.':>8}{'cold':>6}{'Describe':>9}{'billed s':>10}{'billed %':>9}"
+        f"{'CNY':>10}{'+kept CNY':>10}{'detect p90':>11}{'failed':>7}"
+    )
+    for minutes in lengths:
+        key = f"{minutes:g}"
+        print(f"\ncopy of {key} min")
+        print(header)
+        for strategy in STRATEGIES:
+            f = results.get(strategy, {}).get(key)
+            if f is None:
+                continue
+            detect = "-" if f["detection_p90_seconds"] is None else f"{f['detection_p90_seconds']:.1f}"
+            print(
+                f"{strategy:<10}{f['runs']:>5}{f['invocations']:>8.1f}{f['cold_starts']:>6.1f}"
+                f"{f['describe_calls']:>9.1f}{f['billed_seconds']:>10.1f}{100 * f['billed_fraction']:>8.2f}%"
+                f"{f['cost_cny']:>10.5f}{f['cost_cny_with_retention']:>10.5f}{detect:>11}{f['failed']:>7}"
+            )
+
+
+def chart(results: dict, lengths: Sequence[float], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -r bench/requirements.txt): no chart")
+        return False
+    figure, (cost_axis, detect_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for strategy in STRATEGIES:
+        figures = results.get(strategy)
+        if not figures:
+            continue
+        xs = [m for m in lengths if f"{m:g}" in figures]
+        (line,) = cost_axis.plot(xs, [figures[f"{m:g}"]["cost_cny"] for m in xs], marker="o", label=strategy)
+        kept = [figures[f"{m:g}"]["cost_cny_with_retention"] for m in xs]
+        cost_axis.plot(xs, kept, linestyle="--", linewidth=0.8, color=line.get_color())
+        points = [(m, figures[f"{m:g}"]["detection_p90_seconds"]) for m in xs]
+        detect_axis.plot(
+            [m for m, d in points if d is not None], [d for _, d in points if d is not None], marker="o", label=strategy
+        )
+    cost_axis.set(
+        xscale="log",
+        yscale="log",
+        xlabel="copy (minutes)",
+        ylabel="CNY per copy",
+        title="Cost on FC 3.0, list price (dashed: + 1-min instance retention)",
+    )
+    detect_axis.set(
+        xscale="log", yscale="log", xlabel="copy (minutes)", ylabel="seconds (p90)", title="Copy Available -> ROS"
+    )
+    for axis in (cost_axis, detect_axis):
+        axis.set_xticks(list(lengths), [f"{m:g}" for m in lengths])
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    model = results["model"]
+    figure.suptitle(
+        f"{model['vcpu']:g} vCPU, {model['memory_mb']} MB, keep-alive {model['keep_alive']:g} s, "
+        f"{model['network_ms']:g} ms per request; sleep60 is stopped at a {model['timeout']:g} s timeout"
+    )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    print(f"chart: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[5, 60, 240, 720])
+    parser.add_argument("--seeds", type=int, default=20, help="copies per length for the provider")
+    parser.add_argument("--baseline-seeds", type=int, default=5, help="copies per length for each baseline")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    parser.add_argument("--cpu", type=float, default=1.0, help="vCPU (s.yaml's cpu)")
+    parser.add_argument("--memory", type=int, default=1024, help="MB (s.yaml's memorySize)")
+    parser.add_argument("--keep-alive", type=float, default=60.0, help="seconds an idle instance stays warm")
+    parser.add_argument("--network-ms", type=float, default=100.0, help="virtual time each request takes")
+    parser.add_argument("--timeout", type=float, default=300.0, help="the functions' timeout (s.yaml)")
+    parser.add_argument("--quick", action="store_true", help="5 and 60 minutes, 5 seeds, 1 per baseline")
+    parser.add_argument("--chart", type=Path, default=None, help="save the chart here (e.g. docs/compare.png)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.minutes, args.seeds, args.baseline_seeds = [5, 60], 5, 1
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=logging.WARNING)
+    model = Model(args.cpu, args.memory, args.keep_alive, args.network_ms / 1000, args.timeout)
+    started = time.monotonic()
+
+    handler_cpu, sdk_cpu, handler_rss = import_costs()
+    colds = {strategy: cold_start(strategy) for strategy in args.strategies}
+    results: dict = {
+        "model": {
+            "vcpu": model.vcpu,
+            "memory_mb": model.memory_mb,
+            "keep_alive": model.keep_alive,
+            "network_ms": args.network_ms,
+            "timeout": model.timeout,
+            "cny_per_cu": CNY_PER_CU,
+        },
+        "cold_start": {
+            "handler_import_cpu_seconds": round(handler_cpu, 3),
+            "ecs_sdk_import_cpu_seconds": round(sdk_cpu, 3),
+            "import_ratio": round(handler_cpu / sdk_cpu, 3),
+            "largest_imports": [(name, round(s, 3)) for name, s in largest_imports("index", [FUNCTION_DIR])],
+            "handler_import_peak_rss_mb": round(handler_rss, 1),
+            "first_use_cpu_seconds": {s: round(c.first_use_cpu, 3) for s, c in colds.items()},
+        },
+    }
+    for strategy in args.strategies:
+        seeds = args.seeds if strategy == "provider" else args.baseline_seeds
+        results[strategy] = {}
+        with strategy_cloud(strategy, model) as cloud:
+            for minutes in args.minutes:
+                outcomes = [measure(cloud, strategy, minutes, seed, model, colds[strategy]) for seed in range(seeds)]
+                results[strategy][f"{minutes:g}"] = summarise(outcomes)
+    results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+
+    cold = results["cold_start"]
+    print(
+        f"cold start: handler import {cold['handler_import_cpu_seconds']} CPU-s, ECS SDK alone "
+        f"{cold['ecs_sdk_import_cpu_seconds']} (ratio {cold['import_ratio']}), peak RSS "
+        f"{cold['handler_import_peak_rss_mb']} MB; first use adds {cold['first_use_cpu_seconds']}"
+    )
+    print("largest imports:", ", ".join(f"{name} {s:.3f} s" for name, s in cold["largest_imports"]))
+    print_table(results, args.minutes)
+    if args.chart is not None:
+        chart(results, args.minutes, args.chart)
+    missed = check_targets(results, args.minutes) if "provider" in results else []
+    print("\ntargets:", "all met" if not missed else "MISSED: " + "; ".join(missed))
+    print(json.dumps(results))
+    return 0 if not missed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""function/requirements.txt (what gets deployed) must be the hashed pins of function/requirements.in (the ranges)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+RANGES = ROOT / "function" / "requirements.in"
+PINS = ROOT / "function" / "requirements.txt"
+
+
+def ranges() -> dict[str, Requirement]:
+    lines = [line.split("#")[0].strip() for line in RANGES.read_text().splitlines()]
+    requirements = [Requirement(line) for line in lines if line]
+    return {canonicalize_name(r.name): r for r in requirements}
+
+
+def pins() -> dict[str, tuple[Version, list[str], list[str]]]:
+    """name -> (version, hashes, what needs it), from uv's output format."""
+    found: dict[str, tuple[Version, list[str], list[str]]] = {}
+    for block in re.split(r"\n(?=\S)", PINS.read_text()):
+        match = re.match(r"([A-Za-z0-9._-]+)==(\S+)", block)
+        if match:
+            hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", block)
+            via = re.findall(r"#\s+(?:via\s+)?([A-Za-z0-9._-]+)\s*$", block, flags=re.M)
+            found[canonicalize_name(match[1])] = (Version(match[2]), hashes, via)
+    return found
+
+
+def test_every_range_is_pinned_to_a_version_inside_it():
+    pinned = pins()
+    for name, requirement in ranges().items():
+        assert name in pinned, f"{name} is in requirements.in but not pinned: run `make pins`"
+        version = pinned[name][0]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"{name}=={version} is outside {requirement.specifier}: run `make pins`"
+        )
+
+
+def test_every_pin_is_exact_and_hashed():
+    for name, (_, hashes, _) in pins().items():
+        assert hashes, f"{name} has no --hash: `s build` and `make package` install in hash-checking mode"
+
+
+def test_the_pins_are_the_closure_of_the_ranges_and_nothing_else():
+    pinned, wanted = pins(), ranges()
+    for name, (_, _, via) in pinned.items():
+        parents = {canonicalize_name(v) for v in via}
+        assert name in wanted or parents & set(pinned), f"{name} is pinned but nothing needs it: run `make pins`"
