@@ -29,21 +29,25 @@ bench: $(VENV)/.runtime-installed
 # Every strategy side by side, with the chart (about 25 minutes; add ARGS=--quick for a 2-minute run).
 compare: $(VENV)/.dev-installed
 	$(BIN)/python -m pip install -q -r bench/requirements.txt
-	$(BIN)/python bench/compare.py --chart docs/compare.png $(ARGS)
+	$(BIN)/python bench/compare.py --chart docs/compare.png --tradeoff --check $(ARGS)
 
 serve: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator serve
 
 # What `s build` produces: the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH),
 # installed from the hashed pins for FC's python3.10 on x86_64 Linux whatever this machine is. The import check
-# runs without any site-packages, with Python 3.10 when this machine has it.
+# runs without any site-packages, with Python 3.10 when this machine has it. The packages with compiled parts are
+# taken only as wheels: built from source here, they would be built for this machine's Python, not FC's.
 PY310 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python) $(shell command -v python3.10 2>/dev/null))
 package:
 	rm -rf build/code && mkdir -p build/code
 	cp -r function/index.py function/copyimage build/code/
-	$(PYTHON) -m pip install -q --no-compile --require-hashes --no-deps --platform manylinux_2_28_x86_64 \
-		--python-version 3.10 --implementation cp -t build/code/python -r function/requirements.txt
-	cd build/code && $(or $(PY310),$(PYTHON)) -I -S -c "import sys; sys.path[:0] = ['.', 'python']; import index, fc2, alibabacloud_fc20230330.client, alibabacloud_credentials.client; print('the package imports on its own under Python', sys.version.split()[0])"
+	$(PYTHON) -m pip install -q --no-compile --require-hashes --no-deps \
+		--only-binary=cffi,cryptography,aiohttp,charset-normalizer,frozenlist,multidict,propcache,yarl --platform manylinux_2_28_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		--python-version 3.10 --implementation cp --abi cp310 --abi abi3 --abi none \
+		-t build/code/python -r function/requirements.txt
+	cd build/code && $(or $(PY310),$(PYTHON)) -I -S -c "import sys; sys.path[:0] = ['.', 'python']; import index, fc2, alibabacloud_credentials.client, alibabacloud_tea_openapi.utils_models; print('the package imports on its own under Python', sys.version.split()[0])"
 	du -sh build/code
 
 # Regenerate the pins from function/requirements.in (the registry must be reachable).
