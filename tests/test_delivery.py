@@ -175,3 +175,22 @@ def test_a_response_url_the_http_client_rejects_is_retried_and_never_logged(clou
     with pytest.raises(Exception, match="could not be delivered"):
         cloud.fc.invoke(json.dumps(request).encode(), invocation_type="Sync")
     assert "SECRET-PART" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("tag_refused", [False, True])
+def test_each_request_logs_the_platform_facts_once(make_cloud, capsys, tag_refused):
+    cloud = make_cloud(copy_seconds=600)
+    cloud.ecs.tag_in_progress_refused = tag_refused
+    source = cloud.seed_image("src")
+    request, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "SUCCESS"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    facts = [line for line in lines if line.get("message") == "platform fact"]
+    assert [f["fact"] for f in facts] == ["response_url", "invocation", "tag_copy_in_progress"]  # once each
+    assert all(f["ros_request_id"] == request["RequestId"] for f in facts)
+    url = facts[0]["response_url"]
+    assert url == {"scheme": "http", "host": "127.0.0.1"}  # scheme and host only: no path, no query
+    assert "Signature" not in json.dumps(facts)
+    assert facts[1]["invocation_type"] == "not in the context" and "request_id" in facts[1]["context_fields"]
+    expected = "refused: InvalidStatus.ImageIsCreating" if tag_refused else "accepted"
+    assert facts[2]["ecs_answer"] == expected

@@ -20,7 +20,7 @@ from copyimage import clock
 from copyimage.config import Settings
 from copyimage.credentials import Credentials, resolve_credentials
 from copyimage.errors import InvalidRequest, ProviderError, Unanswerable
-from copyimage.logs import begin_invocation, bind_request, guard_sdk_logs, logger, redact_url
+from copyimage.logs import begin_invocation, bind_request, guard_sdk_logs, log_fact, logger, redact_url, url_origin
 from copyimage.outbound import answer_urls, deliver_answer, invoke_later
 from copyimage.protocol import (
     Answer,
@@ -117,6 +117,19 @@ def handle(event: object, context: object, make_resource: MakeResource) -> dict[
             "allowed_response_urls": len(urls),
         },
     )
+    if wait is None:  # the request's first invocation: what it shows of the platform, once per request
+        log_fact(
+            "response_url",
+            response_url=url_origin(request.response_url),
+            intranet_response_url=url_origin(request.intranet_response_url),
+        )
+        fields = sorted(name for name in dir(context) if not name.startswith("_"))
+        exposed = next((name for name in fields if "invoc" in name.lower()), None)
+        log_fact(
+            "invocation",
+            invocation_type=str(getattr(context, exposed)) if exposed else "not in the context",
+            context_fields=fields,
+        )
     return _Invocation(request, settings, context, started_at, urls).run(wait, make_resource)
 
 

@@ -41,6 +41,23 @@ def redact_url(url: object) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}{port}{parts.path[:200]}"
 
 
+def url_origin(url: object) -> dict[str, str]:
+    """The scheme and host of a URL, for facts about where answers go (never the path or query)."""
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        parts = None
+    if parts is None or not parts.scheme:
+        return {"scheme": "", "host": ""}
+    return {"scheme": parts.scheme, "host": parts.hostname or ""}
+
+
+def log_fact(fact: str, **fields: object) -> None:
+    """One line per request for what only a real deployment can settle (docs/conformance.md, "Only a real account
+    can settle"); the README shows the log query that collects them."""
+    logger.info("platform fact", extra={"fact": fact, **fields})
+
+
 def begin_invocation(fc_request_id: str) -> None:
     """Start every invocation's log lines clean: nothing from the previous request, only this run's FC id."""
     logger.thread_safe_clear_keys()

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from copyimage.errors import CopyFailed, EcsError, InvalidProperty, ProviderError, ReplacementRequired, TryLater
 from copyimage.images import FAILED, EcsImages, ImageView
-from copyimage.logs import logger
+from copyimage.logs import log_fact, logger
 from copyimage.properties import (
     LOGICAL_ID_TAG,
     STACK_TAG,
@@ -150,7 +150,8 @@ class CopyImageResource:
         """Write the next invocation's token on the copy (best effort: it also accepts the current mark)."""
         image_id = wait.state.get("image_id")
         if isinstance(request, CreateRequest) and image_id:
-            self._mark(self._props().destination_region_id, str(image_id), token)
+            first = wait.hop == 1  # the request's first hand-over: the copy is in progress (or queued)
+            self._mark(self._props().destination_region_id, str(image_id), token, fact=first)
 
     def finish(self, request: RosRequest, wait: Wait, delivered: bool) -> None:
         """After ROS took a Create's SUCCESS: mark the copy answered, so that late replays stop."""
@@ -186,16 +187,21 @@ class CopyImageResource:
             )
         return "removed"
 
-    def _mark(self, region: str, image_id: str, mark: str) -> None:
-        """Set the copy's waiter tag; what ECS answers is logged (tagging a copy in progress is undocumented)."""
+    def _mark(self, region: str, image_id: str, mark: str, fact: bool = False) -> None:
+        """Set the copy's waiter tag; what ECS answers is logged (tagging a copy in progress is undocumented),
+        as a platform fact the first time in a request."""
         try:
             self._images.tag(region, image_id, {WAITER_TAG: mark})
         except EcsError as error:
             logger.warning(
                 "ECS refused to tag the copy", extra={"image_id": image_id, "error_code": error.code, "mark": mark}
             )
+            outcome = f"refused: {error.code}"
         else:
             logger.info("copy marked", extra={"image_id": image_id, "mark": mark})
+            outcome = "accepted"
+        if fact:
+            log_fact("tag_copy_in_progress", image_id=image_id, ecs_answer=outcome)
 
     # -- Update -------------------------------------------------------------------------------------------
 
