@@ -28,6 +28,8 @@ SHARED_SCHEMA = ROOT.parent / "shared" / "schemas" / SCHEMA_NAME  # next to the 
 VENDORED_SCHEMA = ROOT / "deploy" / "schema" / SCHEMA_NAME  # devsapp/fc3 src/schema.json, commit 4ca1c1b8, MIT
 SOURCE = ROOT / "function" / "copyimage"
 POLICY = ROOT / "deploy" / "ram-policy.json"
+SCOPED_POLICY = ROOT / "deploy" / "ram-policy-tag-scoped.json"
+ACCOUNT = "ACCOUNT_ID"  # the policy files' placeholder; role.yml puts ${ALIYUN::AccountId} there
 ROLE_TEMPLATE = ROOT / "deploy" / "role.yml"
 EVENTS = ROOT / "events"
 
@@ -195,7 +197,7 @@ def sdk_call_sites() -> set[str]:
     return {
         path.name
         for path in SOURCE.glob("*.py")
-        if re.search(r"_with_options\(|\.invoke_function\(", path.read_text(encoding="utf-8"))
+        if re.search(r"_with_options\(|\.invoke_function\(|\.call_api\(", path.read_text(encoding="utf-8"))
     }
 
 
@@ -281,6 +283,19 @@ def test_s_yaml_timeout_leaves_room_for_the_inline_wait_and_the_worst_case_after
     assert props["memorySize"] >= 128 and props["memorySize"] % 64 == 0
 
 
+def test_s_yaml_cpu_and_memory_follow_fc3s_rules_and_are_what_the_benchmark_prices():
+    props = fc3_props()
+    cpu, gb = props["cpu"], props["memorySize"] / 1024
+    assert 0.05 <= cpu <= 16 and round(cpu / 0.05, 6).is_integer()  # FC 3.0: multiples of 0.05 vCPU
+    assert props["memorySize"] % 64 == 0 and 128 <= props["memorySize"] <= 32768
+    assert 1 <= gb / cpu <= 4  # vCPU : memory (GB) between 1:1 and 1:4
+    assert props["diskSize"] in (512, 10240)  # set explicitly: fc3 sends no cpu default unless memory is 512
+    from bench.compare import deployed_model
+
+    model = deployed_model()
+    assert (model.vcpu, model.memory_mb, model.timeout) == (cpu, props["memorySize"], props["timeout"])
+
+
 def test_s_yaml_async_settings_suit_deferred_waiting():
     schema_limit = fc3_schema()["definitions"]["IAsyncInvokeConfig"]["properties"]["maxAsyncEventAgeInSeconds"]
     async_config = fc3_props()["asyncInvokeConfig"]
@@ -363,14 +378,15 @@ def test_policy_allows_every_ecs_action_the_code_calls_and_nothing_more():
 
 def test_policy_allows_the_self_invocation_on_the_function_only():
     outbound = (SOURCE / "outbound.py").read_text(encoding="utf-8")
-    assert re.search(r"\.invoke_function(?:_with_options)?\(", outbound), "outbound.py no longer invokes FC"
+    invokes = re.search(r"\.invoke_function(?:_with_options)?\(", outbound) or 'action="InvokeFunction"' in outbound
+    assert invokes, "outbound.py no longer invokes FC"
     allowed = policy_actions(policy())
     resources = allowed.get("fc:InvokeFunction")
     assert resources, "fc:InvokeFunction is missing from the policy"
     name = fc3_props()["functionName"]
     assert "*" not in resources
-    assert f"acs:fc:*:*:functions/{name}" in resources  # FC 3.0
-    assert any(re.fullmatch(rf"acs:fc:\*:\*:services/[^/*]+/functions/{re.escape(name)}", r) for r in resources)
+    assert f"acs:fc:*:{ACCOUNT}:functions/{name}" in resources  # FC 3.0
+    assert any(re.fullmatch(rf"acs:fc:\*:{ACCOUNT}:services/[^/*]+/functions/{re.escape(name)}", r) for r in resources)
     for resource in resources:
         assert resource.endswith(f"functions/{name}"), f"{resource} is not this function"
     assert {action for action in allowed if action.startswith("fc:")} == {"fc:InvokeFunction"}
@@ -389,9 +405,30 @@ def test_policy_has_no_wildcard_action_and_scoped_resources():
         if action == "ecs:DescribeImages":
             continue  # listing by tag has no image id to scope to
         assert "*" not in resources, f"{action} is allowed on every resource"
-    assert set(allowed["ecs:DeleteSnapshot"]) == {"acs:ecs:*:*:snapshot/*"}
+    assert set(allowed["ecs:DeleteSnapshot"]) == {f"acs:ecs:*:{ACCOUNT}:snapshot/*"}
     for action in ("ecs:CopyImage", "ecs:CancelCopyImage", "ecs:DeleteImage", "ecs:ModifyImageAttribute"):
-        assert set(allowed[action]) == {"acs:ecs:*:*:image/*"}, action
+        assert set(allowed[action]) == {f"acs:ecs:*:{ACCOUNT}:image/*"}, action
+    for resources in allowed.values():
+        assert all(r == "*" or r.split(":")[3] == ACCOUNT for r in resources), "an ARN for any account"
+
+
+def test_tag_scoped_policy_allows_the_same_and_removes_only_what_carries_the_providers_tag():
+    from copyimage.properties import STACK_TAG
+
+    scoped = json.loads(SCOPED_POLICY.read_text(encoding="utf-8"))
+    assert {a: sorted(r) for a, r in policy_actions(scoped).items()} == {
+        a: sorted(r) for a, r in policy_actions(policy()).items()
+    }
+    destructive = {"ecs:CancelCopyImage", "ecs:DeleteImage", "ecs:ModifyImageAttribute", "ecs:UntagResources"}
+    for statement in scoped["Statement"]:
+        actions = set(as_list(statement["Action"]))
+        if actions & destructive:
+            assert actions <= destructive, "a destructive action shares a statement with others"
+            # every copy the provider makes carries STACK_TAG from its CopyImage call on (resource.py)
+            assert statement["Condition"] == {"StringLike": {f"acs:ResourceTag/{STACK_TAG}": "*"}}
+        else:
+            assert "Condition" not in statement
+    assert destructive <= {a for s in scoped["Statement"] if "Condition" in s for a in as_list(s["Action"])}
 
 
 # --- (d) the role template ------------------------------------------------------------------------------------
@@ -404,7 +441,7 @@ def test_role_template_trusts_function_compute_and_carries_the_policy():
     assert defaults["RoleName"] == "ros-copy-image-role"
     roles = [r for r in template["Resources"].values() if r["Type"] == "ALIYUN::RAM::Role"]
     assert len(roles) == 1
-    properties = resolve_ros(roles[0]["Properties"], defaults)
+    properties = resolve_ros(roles[0]["Properties"], {**defaults, "ALIYUN::AccountId": ACCOUNT})
     assert properties["RoleName"] == "ros-copy-image-role"
     trust = properties["AssumeRolePolicyDocument"]["Statement"]
     assert len(trust) == 1
@@ -460,3 +497,18 @@ def test_sample_event_is_a_complete_ros_request(request_type):
         assert event["ResourceProperties"] != event["OldResourceProperties"]
     if request_type != "Create":
         assert request.physical_resource_id and request.physical_resource_id.startswith("m-")
+
+
+def test_iact3_config_tests_template_yml_within_iact3s_hour():
+    config = yaml.safe_load((ROOT / ".iact3.yml").read_text())
+    assert (ROOT / config["project"]["template_config"]["template_location"]).resolve() == ROOT / "template.yml"
+    assert config["project"]["name"] and config["project"]["regions"]
+    template = yaml.safe_load((ROOT / "template.yml").read_text())
+    declared = template["Parameters"]
+    for name, test in config["tests"].items():
+        given = test["parameters"]
+        assert set(given) <= set(declared), f"{name}: unknown parameters {set(given) - set(declared)}"
+        required = {p for p, spec in declared.items() if "Default" not in spec}
+        assert required <= set(given), f"{name}: missing {required - set(given)}"
+        # iact3's stacks time out after 60 minutes (hard-coded): the provider must give up, and answer, before.
+        assert int(given["Timeout"]) <= 3600 - 60
