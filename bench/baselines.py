@@ -8,7 +8,7 @@ self-invocation through ``copyimage.outbound``), so the strategies differ only i
   the function's timeout.
 - ``poll5``: each poll is its own invocation, 5 s apart, as the AWS CDK provider framework's ``isComplete``
   (default query interval 5 s).
-- ``defer300``: the function invokes itself again after a fixed 5 minutes until the copy is Available.
+- ``fixed300``: the function invokes itself again after a fixed 5 minutes until the copy is Available.
 
 They handle Create only and have none of the provider's safeguards (ownership marks, deadlines, retries across
 invocations, clean-up): they are yardsticks, not providers.
@@ -39,7 +39,7 @@ def poll5(event: object, context: object) -> None:
     _Run(event, context).poll_later(5)
 
 
-def defer300(event: object, context: object) -> None:
+def fixed300(event: object, context: object) -> None:
     _Run(event, context).poll_later(300)
 
 
@@ -84,4 +84,4 @@ class _Run:
         invoke_later(identity, payload, seconds, self.credentials, self.settings)
 
 
-HANDLERS: Mapping[str, Callable[[object, object], None]] = {"sleep60": sleep60, "poll5": poll5, "defer300": defer300}
+HANDLERS: Mapping[str, Callable[[object, object], None]] = {"sleep60": sleep60, "poll5": poll5, "fixed300": fixed300}

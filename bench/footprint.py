@@ -1,24 +1,19 @@
-"""Footprint: the memory and time one invocation of the function needs, to size memorySize and timeout in s.yaml.
+"""Footprint: the memory and time one invocation of the function needs, to check memorySize and timeout in s.yaml.
 
 Each measurement runs in a fresh Python process, so nothing imported before skews it:
 
 1. ``import``: imports function/index.py alone (the handler and every SDK it loads at import time) and reports
    the process's peak RSS and the import time. This is the closest local figure to the function's own footprint.
 2. ``create``: starts the local cloud (ECS, FC and ROS stand-ins on loopback), imports function/index.py, and
-   runs one Create end to end: a ROS request, a Sync invocation that starts the copy, waits inline
-   (COPYIMAGE_INLINE_WAIT_SECONDS) and defers, then the delayed asynchronous continuations, the last of which
-   finds the copy Available and answers SUCCESS. It reports the peak RSS of that process (an upper bound: the
-   stand-ins live in the same process) and how long every invocation ran.
-
-   Two Creates are run, each in its own process. A 30 s copy in real time (time scale 1): every figure is
-   wall-clock. An hour-long copy with time running 120 times faster: near the end of a long copy the function
-   looks every 1% of the copy's age, so its last invocations wait inline up to the full inline limit; their
-   durations are given in the seconds they stand for on Function Compute (virtual seconds, which scale the
-   loopback work up too, so they err on the long side) as well as in wall-clock seconds.
+   runs one Create end to end on the virtual clock: a ROS request, the invocation that starts the copy, the
+   delayed asynchronous continuations, the last of which finds the copy Available and answers SUCCESS. It reports
+   the peak RSS of that process (an upper bound: the stand-ins live in the same process) and how long every
+   invocation ran in virtual seconds (the network waits the stand-ins model; CPU time is bench/compare.py's).
 
 It also derives, from the function's own settings and retry policy, how long one Create invocation can run when
 every network call it makes runs into its timeout (``create_invocation_bound_seconds``): the figure the function
-timeout must cover.
+timeout must cover. s.yaml's memorySize follows from its cpu (FC 3.0's vCPU-to-memory ratio, bench/compare.py);
+``memory_needed_mb`` is the floor this measurement sets.
 
 Run from the repository root: ``.venv/bin/python bench/footprint.py``. The last line printed is a JSON object.
 """
@@ -210,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "ecs_call_worst_seconds": alone["ecs_call_worst_seconds"],
         "answer_delivery_worst_seconds": alone["answer_delivery_worst_seconds"],
         "create_invocation_bound_seconds": alone["create_invocation_bound_seconds"],
-        "recommended_memory_size_mb": memory_size_for(create_peak),
+        "memory_needed_mb": memory_size_for(create_peak),
     }
     print(
         f"memory: import alone peaks at {result['import_only_peak_rss_mb']} MB (bare interpreter "
@@ -218,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         f"function estimate {result['function_peak_rss_estimate_mb']} MB"
     )
     print(
-        f"memorySize: {MEMORY_HEADROOM:g} x {create_peak} MB, rounded up to a multiple of {FC3_MEMORY_STEP_MB} MB "
-        f"(at least {FC3_MIN_MEMORY_MB}) = {result['recommended_memory_size_mb']} MB"
+        f"memory needed: {MEMORY_HEADROOM:g} x {create_peak} MB, rounded up to a multiple of {FC3_MEMORY_STEP_MB} MB "
+        f"(at least {FC3_MIN_MEMORY_MB}) = {result['memory_needed_mb']} MB (s.yaml's 1 vCPU needs at least 1024)"
     )
     print(f"import of function/index.py: {result['import_seconds']} s")
     for create in creates:

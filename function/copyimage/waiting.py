@@ -46,7 +46,7 @@ SAMPLES_KEPT = 8
 ANSWERED = "answered:"  # prefix of the mark that ends a wait
 
 # The progress estimator (see next_look).
-PRECISION_SECONDS = 7.0  # aim to notice the end within this
+PRECISION_SECONDS = 8.0  # aim to notice the end within this (bench/compare.py --tradeoff shows why 8)
 APPROACH_SHARE = 0.7  # far from the end, look after this share of the earliest possible time left
 SURGE = 1.5  # ... at this many times the fastest recent rate (with the share: up to 2.1 times faster is not overshot)
 RECENT_PERCENTS = 5  # the rate is estimated from the samples of the last few percents only
