@@ -363,6 +363,15 @@ def test_only_images_and_outbound_call_cloud_apis():
     assert sdk_call_sites() == {"images.py", "outbound.py"}
 
 
+def test_the_function_reads_only_documented_settings_and_no_time_warp():
+    # Production must run on the real clock: no setting may scale or shift time, and every setting is in the README.
+    source = "\n".join(path.read_text() for path in (ROOT / "function" / "copyimage").glob("*.py"))
+    read = set(re.findall(r"COPYIMAGE_[A-Z_]+", source))
+    assert "COPYIMAGE_DEFER" in read and "COPYIMAGE_INLINE_WAIT_SECONDS" in read
+    assert not {name for name in read if re.search(r"SCALE|EPOCH|SPEED", name)}
+    assert read <= set(re.findall(r"COPYIMAGE_[A-Z_]+", (ROOT / "README.md").read_text()))
+
+
 # ECS's API reference for DescribeRegions: "No authorization for this operation" (and it is absent from ECS's RAM
 # action list): the policy cannot, and need not, name it.
 NEEDS_NO_AUTHORIZATION = {"DescribeRegions"}
