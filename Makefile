@@ -37,7 +37,8 @@ serve: $(VENV)/.runtime-installed
 # What `s build` produces: the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH),
 # installed from the hashed pins for FC's python3.10 on x86_64 Linux whatever this machine is. The import check
 # runs without any site-packages, with Python 3.10 when this machine has it. The packages with compiled parts are
-# taken only as wheels: built from source here, they would be built for this machine's Python, not FC's.
+# taken only as wheels: built from source here, they would be built for this machine's Python, not FC's. FC cannot
+# write to /code, so the bytecode is compiled here for 3.10 (as s build does); else every cold start compiles it.
 PY310 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python) $(shell command -v python3.10 2>/dev/null))
 package:
 	rm -rf build/code && mkdir -p build/code
@@ -47,6 +48,7 @@ package:
 		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 		--python-version 3.10 --implementation cp --abi cp310 --abi abi3 --abi none \
 		-t build/code/python -r function/requirements.txt
+	$(if $(PY310),$(PY310) -m compileall -q -j 0 build/code > /dev/null)
 	cd build/code && $(or $(PY310),$(PYTHON)) -I -S -c "import sys; sys.path[:0] = ['.', 'python']; import index, fc2, alibabacloud_credentials.client, alibabacloud_tea_openapi.utils_models; print('the package imports on its own under Python', sys.version.split()[0])"
 	du -sh build/code
 

@@ -363,6 +363,19 @@ def test_only_images_and_outbound_call_cloud_apis():
     assert sdk_call_sites() == {"images.py", "outbound.py"}
 
 
+def test_make_package_installs_the_hashed_pins_for_python310_and_ships_their_bytecode():
+    # FC's /code is read-only ("[Errno 30] Read-only file system: '/code/...'", FC FAQ 181824): bytecode not
+    # shipped is compiled again at every cold start, and bytecode of another Python is ignored.
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\npackage:\n", 1)[1].split("\n\n", 1)[0]
+    install = next(line for line in recipe.replace("\\\n", " ").splitlines() if "pip install" in line)
+    for option in ("--require-hashes", "--python-version 3.10", "--abi cp310", "-r function/requirements.txt"):
+        assert option in install
+    assert "--only-binary=cffi,cryptography" in install
+    assert re.search(r"\$\(PY310\) -m compileall .*build/code", recipe)
+    assert "$(or $(PY310),$(PYTHON)) -I -S" in recipe
+
+
 def test_the_function_reads_only_documented_settings_and_no_time_warp():
     # Production must run on the real clock: no setting may scale or shift time, and every setting is in the README.
     source = "\n".join(path.read_text() for path in (ROOT / "function" / "copyimage").glob("*.py"))
