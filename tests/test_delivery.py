@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from email.utils import parsedate_to_datetime
 
 import pytest
 from conftest import copies_in, properties, request_and_answer
 from copyimage.outbound import url_refusal
+
+from emulator.fc import Context
 
 
 def test_answer_is_a_json_post_with_an_rfc1123_date(cloud, source):
@@ -194,3 +197,40 @@ def test_each_request_logs_the_platform_facts_once(make_cloud, capsys, tag_refus
     assert facts[1]["invocation_type"] == "not in the context" and "request_id" in facts[1]["context_fields"]
     expected = "refused: InvalidStatus.ImageIsCreating" if tag_refused else "accepted"
     assert facts[2]["ecs_answer"] == expected
+
+
+def test_the_tag_fact_is_logged_at_the_first_mark_even_when_the_copy_started_late(make_cloud, capsys):
+    # ECS refuses CopyImage through more than one invocation's retries: the first hand-over has no copy to mark.
+    cloud = make_cloud(copy_seconds=600)
+    cloud.ecs.faults.add("CopyImage", "conflict", count=6)
+    source = cloud.seed_image("src")
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "SUCCESS"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    facts = [line["fact"] for line in lines if line.get("message") == "platform fact"]
+    assert facts.count("tag_copy_in_progress") == 1
+
+
+class _BrokenContext(Context):
+    """FC's context, with a field that raises when read."""
+
+    @property
+    def invocation_type(self) -> str:
+        raise RuntimeError("not readable")
+
+
+def test_a_context_that_cannot_be_read_does_not_keep_the_answer_from_ros(make_cloud, capsys, monkeypatch):
+    cloud = make_cloud()
+    real_context = cloud.fc._context
+
+    def broken_context(request_id: str) -> Context:
+        context = real_context(request_id)
+        return _BrokenContext(**{f.name: getattr(context, f.name) for f in dataclasses.fields(context)})
+
+    monkeypatch.setattr(cloud.fc, "_context", broken_context)
+    source = cloud.seed_image("src")
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer is not None and answer["Status"] == "SUCCESS"
+    out = capsys.readouterr().out
+    assert "the invocation context could not be read" in out
+    assert '"fact": "invocation"' not in out and '"fact":"invocation"' not in out

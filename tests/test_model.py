@@ -41,7 +41,7 @@ from copyimage.waiting import UNSEEN_LOOK_DELAYS
 
 from emulator.cloud import LocalCloud
 
-SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "300"))
+SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "200"))
 ONLY_SEED = os.environ.get("MODEL_SEED")
 CHUNKS = 16  # the schedules run in parts, so that pytest-xdist spreads them over the cores
 EXTRA_PER_DELIVERY = 2  # a twin's own run, and the one run its hand-over schedules before its mark is overwritten

@@ -118,19 +118,26 @@ def handle(event: object, context: object, make_resource: MakeResource) -> dict[
         },
     )
     if wait is None:  # the request's first invocation: what it shows of the platform, once per request
-        log_fact(
-            "response_url",
-            response_url=url_origin(request.response_url),
-            intranet_response_url=url_origin(request.intranet_response_url),
-        )
+        _log_platform_facts(request, context)
+    return _Invocation(request, settings, context, started_at, urls).run(wait, make_resource)
+
+
+def _log_platform_facts(request: RosRequest, context: object) -> None:
+    """The response URLs' scheme and host, and what the context says of the invocation. Never in the way of the
+    answer: a context that cannot be read is only noted."""
+    log_fact(
+        "response_url",
+        response_url=url_origin(request.response_url),
+        intranet_response_url=url_origin(request.intranet_response_url),
+    )
+    try:
         fields = sorted(name for name in dir(context) if not name.startswith("_"))
         exposed = next((name for name in fields if "invoc" in name.lower()), None)
-        log_fact(
-            "invocation",
-            invocation_type=str(getattr(context, exposed)) if exposed else "not in the context",
-            context_fields=fields,
-        )
-    return _Invocation(request, settings, context, started_at, urls).run(wait, make_resource)
+        invocation_type = str(getattr(context, exposed)) if exposed else "not in the context"
+    except Exception as error:  # a property of the runtime's context that raises
+        logger.warning("the invocation context could not be read", extra={"error": type(error).__name__})
+        return
+    log_fact("invocation", invocation_type=invocation_type, context_fields=fields)
 
 
 def _unwrap(event: Mapping[str, object]) -> tuple[Mapping[str, object], Mapping[str, object] | None]:

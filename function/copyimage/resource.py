@@ -79,7 +79,8 @@ class CopyImageResource:
             logger.info(
                 "adopting the copy an earlier Create of this resource started", extra={"image_id": adopted.image_id}
             )
-            return Seen("pending", state={"image_id": adopted.image_id}, accepts=(mark,) if mark else ())
+            state = {"image_id": adopted.image_id, "started_hop": wait.hop}
+            return Seen("pending", state=state, accepts=(mark,) if mark else ())
         token = client_token(request.stack_id, request.logical_resource_id, request.request_id)
         tags = {**props.tag_map, **self.owner_tags, WAITER_TAG: wait.owner or ""}
         try:
@@ -102,7 +103,7 @@ class CopyImageResource:
                 "destination_region": props.destination_region_id,
             },
         )
-        return Seen("pending", state={"image_id": image_id})
+        return Seen("pending", state={"image_id": image_id, "started_hop": wait.hop})
 
     def _check_regions(self, props: CopyImageProperties) -> None:
         """Refuse a region no ECS endpoint serves before anything is copied, naming the property."""
@@ -150,7 +151,9 @@ class CopyImageResource:
         """Write the next invocation's token on the copy (best effort: it also accepts the current mark)."""
         image_id = wait.state.get("image_id")
         if isinstance(request, CreateRequest) and image_id:
-            first = wait.hop == 1  # the request's first hand-over: the copy is in progress (or queued)
+            # ``wait`` is the next invocation's: the hand-over right after the copy started makes the first mark on
+            # a copy in progress (or queued), and what ECS answers to it is a platform fact.
+            first = wait.hop == int(wait.state.get("started_hop", 0)) + 1
             self._mark(self._props().destination_region_id, str(image_id), token, fact=first)
 
     def finish(self, request: RosRequest, wait: Wait, delivered: bool) -> None:
