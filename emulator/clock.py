@@ -228,15 +228,19 @@ class VirtualClock:
 
     def _set_signal(self, signal: Signal) -> None:
         with self._lock:
-            if signal._set:
-                return
-            signal._set = True
-            at = self._time()
-            for actor, turn in signal._waiters:
-                if actor.turn == turn:
-                    self._push(actor, at)
-            signal._waiters.clear()
-            self._changed.notify_all()
+            self._set_signal_locked(signal)
+
+    def _set_signal_locked(self, signal: Signal) -> None:
+        """(lock held) Set ``signal`` and wake whoever waits for it."""
+        if signal._set:
+            return
+        signal._set = True
+        at = self._time()
+        for actor, turn in signal._waiters:
+            if actor.turn == turn:
+                self._push(actor, at)
+        signal._waiters.clear()
+        self._changed.notify_all()
 
     def _yield(self, actor: _Actor) -> None:
         """(lock held) Give the baton back and wait until it comes back to ``actor``."""
@@ -328,10 +332,11 @@ class VirtualClock:
             with self._lock:
                 actor.task.done = True
                 self._actors.discard(actor)
+                # Set before the baton goes back: a driver waiting for this task must find it finished then.
+                self._set_signal_locked(actor.task.finished)
                 if self._holder is actor:
                     self._holder = None
                     self._turn_over.notify_all()
-            self._set_signal(actor.task.finished)
 
     # ------------------------------------------------------------------ realtime mode (serve)
 

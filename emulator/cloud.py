@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from emulator.clock import VirtualClock
 from emulator.credentials import AccessKey, CredentialStore
 from emulator.ecs import EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
-from emulator.http import LOOPBACK
+from emulator.http import LOOPBACK, listening_socket
 from emulator.ros import RosStandIn, load_template
 from emulator.ros_api import RosApi
 
@@ -20,13 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
 FUNCTION_DIR = ROOT / "function"
 SOURCE_REGION = "cn-hangzhou"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def install_function_clock(clock: VirtualClock) -> Callable[[], None]:
@@ -68,7 +60,8 @@ class LocalCloud:
         self.seed = seed
         self.credentials = CredentialStore()
         self.ecs = EcsStandIn(self.clock, self.credentials, copy_seconds=copy_seconds)
-        self._fc_port = _free_port()
+        fc_listener = listening_socket()  # the function's environment names FC's endpoint before FC starts
+        self._fc_port: int = fc_listener.getsockname()[1]
         self.function = FunctionSpec(
             name="ros-copy-image",
             code_dir=code_dir,
@@ -80,7 +73,7 @@ class LocalCloud:
             credentials_in_environment=credentials_in_environment,
             install_clock=install_function_clock,
         )
-        self.fc = FcStandIn(self.clock, self.credentials, self.function, region=region, port=self._fc_port)
+        self.fc = FcStandIn(self.clock, self.credentials, self.function, region=region, listener=fc_listener)
         self.ros = RosStandIn(
             self.clock,
             self.fc,

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -201,8 +202,9 @@ class FcStandIn(StandIn):
         region: str = "cn-hangzhou",
         account_id: str = "1234567890123456",
         port: int = 0,
+        listener: socket.socket | None = None,
     ) -> None:
-        super().__init__(clock, port)
+        super().__init__(clock, port, listener)
         if not 0 <= function.max_async_retries <= MAX_ASYNC_RETRIES:
             raise ValueError(f"max_async_retries must be within 0..{MAX_ASYNC_RETRIES}")
         _check_environment(function)

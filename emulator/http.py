@@ -51,10 +51,12 @@ class StandIn:
     of virtual network time, then the answer.
     """
 
-    def __init__(self, clock: VirtualClock, port: int = 0) -> None:
+    def __init__(self, clock: VirtualClock, port: int = 0, listener: socket.socket | None = None) -> None:
         self.clock = clock
         self.latency_seconds = 0.0
-        self._requested_port = port
+        # A socket already bound (see listening_socket): its port is known, and kept, before the stand-in starts.
+        self._listener = listener
+        self._requested_port = listener.getsockname()[1] if listener is not None else port
         self._server: _Server | None = None
 
     def handle(self, request: Request) -> Reply:  # pragma: no cover - abstract
@@ -89,7 +91,8 @@ class StandIn:
         return f"http://{self.endpoint}"
 
     def start(self):
-        self._server = _Server(self, self._requested_port)
+        self._server = _Server(self, self._requested_port, self._listener)
+        self._listener = None  # the server owns it now (and closes it on stop)
         return self
 
     def stop(self) -> None:
@@ -104,6 +107,17 @@ class StandIn:
         self.stop()
 
 
+def listening_socket(port: int = 0) -> socket.socket:
+    """A socket bound to ``port`` on loopback (0: any free one), listening. Binding once and keeping the socket
+    is what reserves a port: picking a free port, closing it and binding it again later races with other
+    processes' connections."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((LOOPBACK, port))
+    listener.listen(128)
+    return listener
+
+
 class _Server:
     """A small HTTP/1.1 server: one thread accepts, one thread per connection reads requests and writes replies.
 
@@ -112,12 +126,9 @@ class _Server:
     tens of thousands of requests.
     """
 
-    def __init__(self, stand_in: StandIn, port: int) -> None:
+    def __init__(self, stand_in: StandIn, port: int, listener: socket.socket | None = None) -> None:
         self._stand_in = stand_in
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((LOOPBACK, port))
-        self._socket.listen(128)
+        self._socket = listener if listener is not None else listening_socket(port)
         self.port: int = self._socket.getsockname()[1]
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
