@@ -35,11 +35,18 @@ def test_it_only_reads_ecs_and_only_changes_its_own_stack(make_cloud):
     assert cloud.ecs.image(other.image_id) is not None
 
 
-def test_it_refuses_to_start_when_the_function_is_not_deployed(make_cloud):
+@pytest.mark.parametrize(
+    ("setting", "value", "refusal"),
+    [
+        ("function_name", "not-deployed", "not-deployed is not deployed"),
+        ("destination", "xx-nowhere-1", "xx-nowhere-1 is not an ECS region"),
+    ],
+)
+def test_it_refuses_to_start_before_creating_any_stack(make_cloud, setting, value, refusal):
     cloud = make_cloud()
     target = smoke.local_target(cloud)
-    target.function_name = "not-deployed"
-    with pytest.raises(smoke.SmokeFailed, match="not-deployed is not deployed"):
+    setattr(target, setting, value)
+    with pytest.raises(smoke.SmokeFailed, match=refusal):
         smoke.run(target, out=io.StringIO())
     assert [c for c in cloud.ros.api.calls if c.action == "CreateStack"] == []
 
@@ -59,12 +66,3 @@ def test_a_half_configured_real_account_is_refused_before_any_call(monkeypatch, 
         monkeypatch.delenv(name, raising=False)
     assert smoke.main([]) == 2
     assert "COPYIMAGE_SMOKE_IMAGE_ID" in capsys.readouterr().out
-
-
-def test_it_refuses_a_destination_that_is_not_a_region(make_cloud):
-    cloud = make_cloud()
-    target = smoke.local_target(cloud)
-    target.destination = "xx-nowhere-1"
-    with pytest.raises(smoke.SmokeFailed, match="xx-nowhere-1 is not an ECS region"):
-        smoke.run(target, out=io.StringIO())
-    assert [c for c in cloud.ros.api.calls if c.action == "CreateStack"] == []
