@@ -55,6 +55,10 @@ UNHANDLED_ERROR_TYPE = "UnhandledInvocationError"
 
 _FC3_PATH = re.compile(r"^/2023-03-30/functions/(?P<function>[^/]+)/invocations/?$")
 _FC3_FUNCTION_PATH = re.compile(r"^/2023-03-30/functions/(?P<function>[^/]+)/?$")  # GetFunction
+_FC3_STOP_TASK_PATH = re.compile(r"^/2023-03-30/functions/(?P<function>[^/]+)/async-tasks/(?P<task>[^/]+)/stop/?$")
+# Task ids (FC's "asynchronous tasks"): a letter or _ first, then letters, digits, _ and -, at most 128 characters.
+_TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+TASK_HEADERS = {"fc3": "x-fc-async-task-id", "fc2": "x-fc-stateful-async-invocation-id"}
 _FC2_PATH = re.compile(r"^/2016-08-15/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)/invocations/?$")
 
 
@@ -93,6 +97,7 @@ class Invocation:
     timed_out: bool = False  # ran longer than spec.timeout
     finished_at: float | None = None  # virtual; None while the run is still going
     delivery: str = "first"  # first | duplicate (FC's at-least-once) | retry (after a failed run) | replay (late)
+    task_id: str | None = None  # the asynchronous task it belongs to, when the invoker named one
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,7 @@ class _Event:
     attempt: int
     scheduled_at: float  # virtual
     delivery: str = "first"  # see Invocation.delivery
+    task_id: str | None = None
 
 
 def _check_environment(spec: FunctionSpec) -> None:
@@ -224,6 +230,9 @@ class FcStandIn(StandIn):
         self._pending = 0  # async events queued or running
         self._faults: list[str] = []
         self._duplicates: list[float] = []  # gap (virtual seconds) of each pending duplicate delivery
+        self._duplicate_every: float | None = None  # gap: deliver every accepted async event twice
+        # task id -> Enqueued | Running | Succeeded | Failed | Stopped: FC refuses a task id it has seen (409)
+        self.tasks: dict[str, str] = {}
         self._handler: Any = None
         self._module_name: str | None = None
         self._saved_environ: dict[str, str] | None = None
@@ -346,6 +355,11 @@ class FcStandIn(StandIn):
         with self._lock:
             self._duplicates.extend([float(gap)] * count)
 
+    def duplicate_every_async(self, gap: float | None = 0.0) -> None:
+        """Deliver every accepted async event twice, the copy ``gap`` virtual seconds later (None: stop doing so)."""
+        with self._lock:
+            self._duplicate_every = gap
+
     # ------------------------------------------------------------------ invoking
 
     def invoke(
@@ -355,6 +369,7 @@ class FcStandIn(StandIn):
         delay: float | None = 0.0,
         api: str = "direct",
         delivery: str = "first",
+        task_id: str | None = None,
     ) -> tuple[str, object]:
         """Run the function: ``(request_id, result)``; the result is None for Async. ``delivery`` labels the run
         (a test harness delivering an event again says "replay").
@@ -393,13 +408,35 @@ class FcStandIn(StandIn):
             )
         now = self.clock.now()
         with self._lock:
+            self._accept_task(task_id)
             self.async_delays.append(delay)
-            gap = self._duplicates.pop(0) if self._duplicates else None
-        event = _Event(request_id, payload, api, 1, now, delivery)
+            gap = self._duplicates.pop(0) if self._duplicates else self._duplicate_every
+        event = _Event(request_id, payload, api, 1, now, delivery, task_id)
         self._enqueue(event, delay)
         if gap is not None:
             self._enqueue(replace(event, delivery="duplicate"), delay + gap)
         return request_id, None
+
+    def _accept_task(self, task_id: str | None) -> None:
+        """FC's task deduplication: "when the same ID enters the system, the request is considered a duplicate
+        submission and rejected, and an error 409 is returned" (call with the lock held)."""
+        if task_id is None:
+            return
+        if not _TASK_ID.match(task_id):
+            raise FcApiError(400, "InvalidArgument", f"the task id {task_id!r} is not valid")
+        if task_id in self.tasks:
+            raise FcApiError(409, "AsyncTaskAlreadyExist", f"the async task {task_id} already exists")
+        self.tasks[task_id] = "Enqueued"
+
+    def stop_task(self, task_id: str) -> None:
+        """StopAsyncTask: a task not yet started never runs; one that started or ended cannot be stopped."""
+        with self._lock:
+            status = self.tasks.get(task_id)
+            if status is None:
+                raise FcApiError(404, "AsyncTaskNotFound", f"the async task {task_id} does not exist")
+            if status != "Enqueued":
+                raise FcApiError(400, "InvalidArgument", f"the async task {task_id} is {status}: it cannot be stopped")
+            self.tasks[task_id] = "Stopped"
 
     def reset(self) -> None:
         """Forget the runs and faults so far (between the scenarios of one test); nothing may be pending."""
@@ -410,6 +447,8 @@ class FcStandIn(StandIn):
             self.async_delays.clear()
             self._faults.clear()
             self._duplicates.clear()
+            self._duplicate_every = None
+            self.tasks.clear()
         self.redeliver_after = None
         self.retry_backoff_seconds = 1.0
 
@@ -447,6 +486,7 @@ class FcStandIn(StandIn):
                 request_id, invocation_type, event.api, event.attempt, payload, event.scheduled_at, started
             )
             run.delivery = event.delivery
+            run.task_id = event.task_id
             self.invocations.append(run)
         context = self._context(request_id)
         error: BaseException | None = None
@@ -484,10 +524,13 @@ class FcStandIn(StandIn):
 
     def _deliver(self, event: _Event) -> None:
         try:
-            if self._stopped or self._handler is None:
+            if self._stopped or self._handler is None or not self._task_starts(event):
                 return
             _, failure = self._run(event, "Async")
             now = self.clock.now()
+            if event.task_id is not None:
+                with self._lock:
+                    self.tasks[event.task_id] = "Failed" if failure is not None else "Succeeded"
             if failure is not None and event.attempt <= self.spec.max_async_retries:
                 backoff = self.retry_backoff_seconds * 2.0 ** (event.attempt - 1)
                 self._enqueue(replace(event, attempt=event.attempt + 1, scheduled_at=now, delivery="retry"), backoff)
@@ -497,12 +540,25 @@ class FcStandIn(StandIn):
             with self._lock:
                 self._pending -= 1
 
+    def _task_starts(self, event: _Event) -> bool:
+        """Whether a delivery runs: not when its task was stopped."""
+        if event.task_id is None:
+            return True
+        with self._lock:
+            if self.tasks.get(event.task_id) == "Stopped":
+                return False
+            self.tasks[event.task_id] = "Running"
+            return True
+
     # ------------------------------------------------------------------ HTTP
 
     def handle(self, request: Request) -> Reply:
         match = _FC3_PATH.match(request.path)
         if match:
             return self._handle_fc3(request, unquote(match["function"]))
+        match = _FC3_STOP_TASK_PATH.match(request.path)
+        if match:
+            return self._stop_task_http(request, unquote(match["function"]), unquote(match["task"]))
         match = _FC3_FUNCTION_PATH.match(request.path)
         if match:
             return self._get_function(request, unquote(match["function"]))
@@ -534,6 +590,28 @@ class FcStandIn(StandIn):
         if qualifier not in (None, "", "LATEST", self.spec.qualifier):
             return error(404, "AliasNotFound", f"alias '{qualifier}' of function '{function}' does not exist")
         return self._invoke_http(request, "fc3", error)
+
+    def _stop_task_http(self, request: Request, function: str, task_id: str) -> Reply:
+        """FC 3.0 StopAsyncTask (PUT /2023-03-30/functions/{functionName}/async-tasks/{taskId}/stop)."""
+        request_id = _new_request_id()
+        headers = {"x-fc-request-id": request_id}
+
+        def error(status: int, code: str, message: str) -> Reply:
+            return json_reply(status, {"Code": code, "Message": message, "RequestId": request_id}, headers)
+
+        try:
+            verify_acs3(request.signed(), self.credentials, self.nonces)
+        except AuthError as exc:
+            return error(exc.status, exc.code, exc.message)
+        if request.method != "PUT":
+            return error(405, "MethodNotAllowed", f"{request.method} is not allowed")
+        if self.spec.service is not None or function != self.spec.name:
+            return error(404, "FunctionNotFound", f"function '{function}' does not exist")
+        try:
+            self.stop_task(task_id)
+        except FcApiError as exc:
+            return error(exc.status, exc.code, exc.message)
+        return Reply(200, b"", headers)
 
     def _get_function(self, request: Request, function: str) -> Reply:
         """FC 3.0 GetFunction (GET /2023-03-30/functions/{functionName}): what a deploy check needs of it."""
@@ -596,8 +674,9 @@ class FcStandIn(StandIn):
             if not re.fullmatch(r"[0-9]+", text):
                 return error(400, "InvalidArgument", f"x-fc-async-delay must be an integer, got {raw_delay!r}")
             delay = int(text)
+        task_id = request.headers.get(TASK_HEADERS[api])
         try:
-            request_id, result = self.invoke(request.body, invocation_type, delay, api)
+            request_id, result = self.invoke(request.body, invocation_type, delay, api, task_id=task_id)
         except FcApiError as exc:
             return error(exc.status, exc.code, exc.message)
         except InvocationFailed as failure:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -22,15 +23,19 @@ from copyimage.waiting import (
     Stop,
     Wait,
     answered_mark,
+    chain_mark,
     decide,
     next_look,
+    parse_mark,
+    task_id,
 )
 
 from emulator.ecs import CopyPlan
 
 T0 = 1_000_000.0
 LIMIT = 43_200.0
-OWNER = "w-first"
+OWNER = "w-first"  # the chain's id
+FIRST = chain_mark(OWNER, 0)  # the mark its first invocation writes
 NO_INLINE = Budget(inline_until=0.0)  # every wait is handed over
 ROOMY = Budget(inline_until=math.inf)  # every wait happens inline
 
@@ -40,7 +45,7 @@ def create_wait(**changes) -> Wait:
     return replace(wait, started_at=T0, state={"image_id": "m-1"}, **changes)
 
 
-def pending(percent: int | None = 10, mark: str | None = OWNER) -> Seen:
+def pending(percent: int | None = 10, mark: str | None = FIRST) -> Seen:
     return Seen("pending", mark, percent=percent, detail="Creating")
 
 
@@ -117,50 +122,61 @@ def test_near_the_end_looks_split_the_window_of_the_next_percent():
 
 
 def test_a_look_that_owns_the_work_hands_over_and_claims_it():
-    decision = decide(create_wait(), pending(10), T0 + 60, NO_INLINE, "w-next")
+    decision = decide(create_wait(), pending(10), T0 + 60, NO_INLINE)
     assert isinstance(decision, HandOver)
-    assert decision.claim == "w-next"
-    assert decision.wait.owner == "w-next"
-    assert decision.wait.accepts == (OWNER, "w-next")  # the mark it was scheduled under, and its own
+    assert decision.claim == chain_mark(OWNER, 1)  # the chain and the hop of the next invocation
+    assert decision.wait.owner == OWNER and decision.wait.accepts == ()
     assert decision.wait.hop == 1 and decision.wait.due_at == T0 + 60 + decision.delay
 
 
-def test_a_mark_nobody_handed_over_stops_the_chain():
-    decision = decide(create_wait(), pending(10, mark="w-someone-else"), T0 + 60, NO_INLINE, "w-next")
+def test_a_mark_of_another_chain_stops_the_chain():
+    decision = decide(create_wait(), pending(10, mark="w-someone-else.3"), T0 + 60, NO_INLINE)
     assert isinstance(decision, Stop) and "another invocation owns" in decision.reason
 
 
 def test_a_failed_mark_leaves_a_working_chain():
-    first = decide(create_wait(), pending(10), T0 + 60, NO_INLINE, "w-1")
+    first = decide(create_wait(), pending(10), T0 + 60, NO_INLINE)
     assert isinstance(first, HandOver)
-    # TagResources failed: the copy still carries OWNER when the next invocation looks, and again after that.
-    second = decide(first.wait, pending(20, mark=OWNER), T0 + 120, NO_INLINE, "w-2")
-    assert isinstance(second, HandOver) and second.wait.accepts == (OWNER, "w-2")
-    third = decide(second.wait, pending(30, mark=OWNER), T0 + 180, NO_INLINE, "w-3")
+    # TagResources failed: the copy still carries the first mark when the next invocation looks, and after that.
+    second = decide(first.wait, pending(20, mark=FIRST), T0 + 120, NO_INLINE)
+    assert isinstance(second, HandOver)
+    third = decide(second.wait, pending(30, mark=FIRST), T0 + 180, NO_INLINE)
     assert isinstance(third, HandOver)
 
 
-def test_of_two_twins_the_one_whose_mark_was_overwritten_stops():
-    wait = decide(create_wait(), pending(10), T0 + 60, NO_INLINE, "w-1").wait
-    twin_a = decide(wait, pending(20, mark="w-1"), T0 + 120, NO_INLINE, "w-a")
-    twin_b = decide(wait, pending(20, mark="w-1"), T0 + 120, NO_INLINE, "w-b")
-    assert isinstance(twin_a, HandOver) and isinstance(twin_b, HandOver)
-    # b marked last: a's next invocation finds b's token, b's finds its own.
-    assert isinstance(decide(twin_a.wait, pending(30, mark="w-b"), T0 + 180, NO_INLINE, "x"), Stop)
-    assert isinstance(decide(twin_b.wait, pending(30, mark="w-b"), T0 + 180, NO_INLINE, "x"), HandOver)
+def test_a_mark_that_lands_late_never_strands_the_chain_and_a_later_hop_stops_a_stale_run():
+    wait = replace(create_wait(), hop=4)
+    # hop 3's mark landed after hop 4 started (a slow TagResources), or hop 2's write landed last: still ours.
+    for hop in (0, 2, 3, 4):
+        assert isinstance(decide(wait, pending(20, mark=chain_mark(OWNER, hop)), T0 + 120, NO_INLINE), HandOver)
+    # hop 5 was scheduled (its mark says so): this run is a stale replay of hop 4, and hop 5 lives on.
+    assert isinstance(decide(wait, pending(20, mark=chain_mark(OWNER, 5)), T0 + 120, NO_INLINE), Stop)
+
+
+def test_an_adopted_mark_is_accepted_until_this_chain_writes_its_own():
+    wait = replace(create_wait(), accepts=("w-earlier-create.7",))
+    assert isinstance(decide(wait, pending(20, mark="w-earlier-create.7"), T0 + 120, NO_INLINE), HandOver)
+    assert isinstance(decide(wait, pending(20, mark="w-earlier-create.8"), T0 + 120, NO_INLINE), Stop)
+
+
+def test_task_ids_name_the_chain_and_hop_within_fcs_rules():
+    assert task_id(OWNER, 3) == task_id(OWNER, 3) != task_id(OWNER, 4)
+    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,127}", task_id("w-0123456789abcdef", 3599))
+    assert parse_mark(chain_mark("w-0123456789abcdef", 12)) == ("w-0123456789abcdef", 12)
+    assert parse_mark(answered_mark(T0)) is None and parse_mark("w-legacy-token") is None
 
 
 def test_an_answered_mark_stops_a_replay_and_repeats_the_answer_to_a_redelivered_request():
     ready = Seen("ready", answered_mark(T0), physical_id="m-1", data={"ImageId": "m-1"})
-    replay = replace(create_wait(), found=True, hop=3, owner="w-3", accepts=("w-2", "w-3"))
-    assert isinstance(decide(replay, ready, T0 + 999, NO_INLINE, "x"), Stop)
-    redelivered = decide(create_wait(), ready, T0 + 999, NO_INLINE, "x")
+    replay = replace(create_wait(), found=True, hop=3, owner="w-3", accepts=("w-2"))
+    assert isinstance(decide(replay, ready, T0 + 999, NO_INLINE), Stop)
+    redelivered = decide(create_wait(), ready, T0 + 999, NO_INLINE)
     assert isinstance(redelivered, Finish) and redelivered.ok and redelivered.physical_id == "m-1"
 
 
 def test_waits_without_an_owner_ignore_marks():
     delete_wait = Wait.begin(T0, 3600.0)
-    decision = decide(delete_wait, Seen("pending", "w-anything", after=5.0), T0, NO_INLINE, "x")
+    decision = decide(delete_wait, Seen("pending", "w-anything.9", after=5.0), T0, NO_INLINE)
     assert isinstance(decision, HandOver) and decision.claim is None and decision.delay == 5
 
 
@@ -169,34 +185,34 @@ def test_waits_without_an_owner_ignore_marks():
 
 def test_short_waits_happen_inline_and_long_ones_are_handed_over():
     budget = Budget(inline_until=T0 + 20)
-    assert isinstance(decide(create_wait(), pending(0), T0 + 2, budget, "x"), LookAgain)
-    assert isinstance(decide(create_wait(), pending(0), T0 + 19, budget, "x"), HandOver)
+    assert isinstance(decide(create_wait(), pending(0), T0 + 2, budget), LookAgain)
+    assert isinstance(decide(create_wait(), pending(0), T0 + 19, budget), HandOver)
 
 
 def test_without_hand_over_the_last_look_comes_at_the_end_of_the_budget_then_it_fails():
     budget = Budget(inline_until=T0 + 100, can_defer=False)
-    last = decide(create_wait(), pending(5), T0 + 90, budget, "x")
+    last = decide(create_wait(), pending(5), T0 + 90, budget)
     assert isinstance(last, LookAgain) and last.delay == pytest.approx(10)
-    failed = decide(create_wait(), pending(5), T0 + 100, budget, "x")
+    failed = decide(create_wait(), pending(5), T0 + 100, budget)
     assert isinstance(failed, Finish) and not failed.ok and failed.discard
     assert "cannot invoke itself" in failed.detail
 
 
 @pytest.mark.parametrize("age", [0.2, 5_000.0, 40_000.0])
 def test_every_hand_over_delay_is_a_whole_number_within_fcs_documented_range(age):
-    decision = decide(create_wait(), pending(0), T0 + age, NO_INLINE, "x")
+    decision = decide(create_wait(), pending(0), T0 + age, NO_INLINE)
     assert isinstance(decision, HandOver)
     assert isinstance(decision.delay, int) and 1 <= decision.delay <= MAX_DELAY
 
 
 def test_the_deadline_gives_up_and_discards():
-    decision = decide(create_wait(), pending(42), T0 + LIMIT, NO_INLINE, "x")
+    decision = decide(create_wait(), pending(42), T0 + LIMIT, NO_INLINE)
     assert isinstance(decision, Finish) and not decision.ok and decision.discard
     assert "gave up after waiting 43200 s" in decision.detail and "42%" in decision.detail
 
 
 def test_the_last_look_comes_at_the_deadline():
-    decision = decide(create_wait(), pending(1), T0 + LIMIT - 30, NO_INLINE, "x")
+    decision = decide(create_wait(), pending(1), T0 + LIMIT - 30, NO_INLINE)
     assert isinstance(decision, HandOver) and decision.delay == 30
 
 
@@ -207,7 +223,7 @@ def test_refusals_are_tried_again_later_doubling_and_claiming_nothing():
     wait = create_wait()
     delays = []
     for _ in range(7):
-        decision = decide(wait, Seen("unreachable", detail="Throttling"), T0 + 100, NO_INLINE, "x")
+        decision = decide(wait, Seen("unreachable", detail="Throttling"), T0 + 100, NO_INLINE)
         assert isinstance(decision, HandOver) and decision.claim is None
         assert decision.wait.accepts == wait.accepts and decision.wait.owner == OWNER
         delays.append(decision.delay)
@@ -216,12 +232,12 @@ def test_refusals_are_tried_again_later_doubling_and_claiming_nothing():
 
 
 def test_refusals_past_the_deadline_fail_with_the_code():
-    decision = decide(create_wait(), Seen("unreachable", detail="Throttling"), T0 + LIMIT, NO_INLINE, "x")
+    decision = decide(create_wait(), Seen("unreachable", detail="Throttling"), T0 + LIMIT, NO_INLINE)
     assert isinstance(decision, Finish) and not decision.ok and "Throttling" in decision.detail
 
 
 def test_failed_work_fails_the_request_and_discards_it():
-    decision = decide(create_wait(), Seen("failed", OWNER, detail="ended CreateFailed"), T0, NO_INLINE, "x")
+    decision = decide(create_wait(), Seen("failed", FIRST, detail="ended CreateFailed"), T0, NO_INLINE)
     assert isinstance(decision, Finish) and not decision.ok and decision.discard
 
 
@@ -232,7 +248,7 @@ def test_work_never_seen_is_looked_for_a_minute_in_two_invocations_then_left_to_
     budget = Budget(inline_until=T0 + 20)
     wait, now, kinds = create_wait(), T0, []
     for _ in range(len(UNSEEN_LOOK_DELAYS) + 1):
-        decision = decide(wait, Seen("missing"), now, budget, "x")
+        decision = decide(wait, Seen("missing"), now, budget)
         kinds.append(type(decision).__name__)
         if isinstance(decision, Stop):
             break
@@ -244,9 +260,9 @@ def test_work_never_seen_is_looked_for_a_minute_in_two_invocations_then_left_to_
 
 def test_work_that_vanishes_soon_after_it_was_seen_fails_the_request_once_confirmed():
     seen_before = replace(create_wait(), found=True, hop=2, confirmed_at=T0 + 490)
-    again = decide(seen_before, Seen("missing"), T0 + 501, NO_INLINE, "x")
+    again = decide(seen_before, Seen("missing"), T0 + 501, NO_INLINE)
     assert isinstance(again, HandOver) and again.delay == 2
-    failed = decide(again.wait, Seen("missing", detail="gone"), T0 + 503, NO_INLINE, "x")
+    failed = decide(again.wait, Seen("missing", detail="gone"), T0 + 503, NO_INLINE)
     assert isinstance(failed, Finish) and not failed.ok and not failed.discard and failed.detail == "gone"
 
 
@@ -254,12 +270,12 @@ def test_work_gone_long_after_it_was_last_seen_may_have_been_answered_so_it_stop
     # A late replay, or a twin that could not look for a while: another chain may have answered, and the stack's
     # Delete removed the copy after waiting SETTLE_SECONDS.
     replay = replace(create_wait(), found=True, hop=2, confirmed_at=T0)
-    decision = decide(replay, Seen("missing"), T0 + SETTLE_SECONDS + 1, NO_INLINE, "x")
+    decision = decide(replay, Seen("missing"), T0 + SETTLE_SECONDS + 1, NO_INLINE)
     assert isinstance(decision, Stop) and "may have been answered" in decision.reason
 
 
 def test_a_look_at_work_in_progress_confirms_it():
-    decision = decide(create_wait(), pending(10), T0 + 60, NO_INLINE, "x")
+    decision = decide(create_wait(), pending(10), T0 + 60, NO_INLINE)
     assert decision.wait.confirmed_at == T0 + 60 and decision.wait.found
 
 

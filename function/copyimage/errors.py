@@ -98,6 +98,10 @@ class InvocationFailed(ProviderError):
     """Scheduling the next look through Function Compute failed."""
 
 
+class AlreadyScheduled(InvocationFailed):
+    """FC refused the task id (409): another run of this hop scheduled it already, and that run lives on."""
+
+
 def sdk_message(error: Exception) -> str:
     """The service's own message from an Alibaba SDK exception, without the SDK's decorations."""
     data = getattr(error, "data", None)

@@ -11,7 +11,6 @@ not be delivered after every try, so that FC retries an asynchronous invocation.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
@@ -19,9 +18,9 @@ from typing import Any, Literal, Protocol
 from copyimage import clock
 from copyimage.config import Settings
 from copyimage.credentials import Credentials, resolve_credentials
-from copyimage.errors import InvalidRequest, ProviderError, Unanswerable
+from copyimage.errors import AlreadyScheduled, InvalidRequest, ProviderError, Unanswerable
 from copyimage.logs import begin_invocation, bind_request, guard_sdk_logs, log_fact, logger, redact_url, url_origin
-from copyimage.outbound import answer_urls, deliver_answer, invoke_later
+from copyimage.outbound import answer_urls, deliver_answer, invoke_later, stop_task
 from copyimage.protocol import (
     Answer,
     CreateRequest,
@@ -33,11 +32,16 @@ from copyimage.protocol import (
     partial_request,
     response_body,
 )
-from copyimage.waiting import Budget, Finish, HandOver, LookAgain, Seen, Stop, Wait, decide
+from copyimage.waiting import Budget, Finish, HandOver, LookAgain, Seen, Stop, Wait, chain_mark, decide, task_id
 
 CONTINUATION = "Continuation"
-CONTINUATION_VERSION = 2
+CONTINUATION_VERSION = 3  # 3: marks name the chain and hop; FC task ids; 2 (per-hop tokens) is still read
+READABLE_VERSIONS = (2, 3)
 DEFAULT_FUNCTION_TIMEOUT = 60.0
+# Before answering, a chain claims its next hop with a task this far ahead, stopped once the answer is delivered: a
+# twin or a retry of the answering run cannot claim it and stops; if this run dies before the answer went out, the
+# task runs and answers instead.
+RECEIPT_SECONDS = 20
 
 
 class Resource(Protocol):
@@ -61,15 +65,20 @@ class Resource(Protocol):
 MakeResource = Callable[[RosRequest, Settings, Credentials], Resource]
 
 
-def first_token(request_id: str) -> str:
-    """The owner token of a Create's first invocation: the same for a request delivered twice."""
+def chain_of(request_id: str, request_type: str = "Create") -> str:
+    """The chain id of a request's wait: the same for a request delivered twice, so that FC's task ids tell apart
+    the hops of one chain and nothing else."""
     import hashlib
 
-    return "w-" + hashlib.sha256(f"waiter\n{request_id}".encode()).hexdigest()[:16]
+    seed = f"waiter\n{request_id}" if request_type == "Create" else f"{request_type}\n{request_id}"
+    return {"Create": "w-", "Update": "u-", "Delete": "d-"}.get(request_type, "x-") + hashlib.sha256(
+        seed.encode()
+    ).hexdigest()[:16]
 
 
-def fresh_token() -> str:
-    return "w-" + secrets.token_hex(8)
+def first_token(request_id: str) -> str:
+    """The mark a Create's first invocation writes on its copy."""
+    return chain_mark(chain_of(request_id), 0)
 
 
 def continuation(request_event: Mapping[str, object], wait: Wait) -> dict[str, object]:
@@ -154,7 +163,7 @@ def _unwrap(event: Mapping[str, object]) -> tuple[Mapping[str, object], Mapping[
 def _read_wait(wrapper: Mapping[str, object] | None) -> Wait | None:
     if wrapper is None:
         return None
-    if wrapper.get("Version") != CONTINUATION_VERSION:
+    if wrapper.get("Version") not in READABLE_VERSIONS:
         raise InvalidRequest(f"continuation version {wrapper.get('Version')!r} is not supported")
     return Wait.from_json(wrapper.get("Wait"))
 
@@ -177,7 +186,7 @@ class _Invocation:
         budget = self._budget()
         while True:
             wait, seen = self._observe(resource, wait)
-            decision = decide(wait, seen, clock.current().now(), budget, fresh_token())
+            decision = decide(wait, seen, clock.current().now(), budget)
             if isinstance(decision, LookAgain):
                 logger.debug("looking again", extra={"delay_seconds": decision.delay})
                 clock.current().sleep(decision.delay)
@@ -190,24 +199,38 @@ class _Invocation:
                 handed = self._hand_over(resource, decision)
                 if handed is None:
                     return {"Status": "WAITING"}
+                if isinstance(handed, Stop):
+                    logger.info("stopping without an answer", extra={"reason": handed.reason})
+                    return {"Status": "STOPPED"}
                 decision = handed
+            receipt = self._claim_answer(decision.wait)
+            if isinstance(receipt, Stop):
+                logger.info("stopping without an answer", extra={"reason": receipt.reason})
+                return {"Status": "STOPPED"}
             if not decision.ok and decision.discard:
                 # Remove what this request made before saying it failed; unless it finished meanwhile (then it
                 # is a SUCCESS: look again), or is not this chain's (another one answers for it).
                 left = resource.discard(request, decision.wait)
                 if left == "usable":
+                    self._release(receipt)
                     wait = decision.wait
                     continue
                 if left == "not ours":
+                    self._release(receipt)
                     logger.info("stopping without an answer", extra={"reason": "another invocation owns the work"})
                     return {"Status": "STOPPED"}
-            return self._answer(resource, decision)
+            result = self._answer(resource, decision)
+            if result.get("Delivery") != "undelivered":
+                self._release(receipt)
+            return result
 
     def _begin(self) -> Wait:
         now = clock.current().now()
-        if isinstance(self.request, CreateRequest):
-            return Wait.begin(now, self.settings.max_wait_seconds, owner=first_token(self.request.request_id))
-        return Wait.begin(now, self.settings.cleanup_wait_seconds)
+        request = self.request
+        chain = chain_of(request.request_id, request.request_type)
+        creating = isinstance(request, CreateRequest)
+        limit = self.settings.max_wait_seconds if creating else self.settings.cleanup_wait_seconds
+        return Wait.begin(now, limit, owner=chain)
 
     def _budget(self) -> Budget:
         function = getattr(self.context, "function", None)
@@ -251,8 +274,9 @@ class _Invocation:
                 f"(FC request {getattr(self.context, 'request_id', '')}; see the function's logs)",
             )
 
-    def _hand_over(self, resource: Resource, decision: HandOver) -> Finish | None:
-        """Schedule the next invocation, then mark the work; a failure to schedule fails the request."""
+    def _hand_over(self, resource: Resource, decision: HandOver) -> Finish | Stop | None:
+        """Schedule the next invocation, then mark the work; a failure to schedule fails the request, and a task
+        of the next hop scheduled already (a twin's, an earlier try's) stops this run."""
         identity = self.settings.function
         assert identity is not None  # decide hands over only when the settings allow it
         try:
@@ -262,7 +286,10 @@ class _Invocation:
                 decision.delay,
                 resolve_credentials(self.context),
                 self.settings,
+                task_id=_task_of(decision.wait),
             )
+        except AlreadyScheduled:
+            return Stop(f"the next look (hop {decision.wait.hop}) was scheduled by another run of this hop")
         except ProviderError as error:
             logger.error("could not schedule the next look", extra={"reason": str(error)})
             return Finish(False, decision.wait, detail=str(error), discard=True)
@@ -270,6 +297,39 @@ class _Invocation:
         if decision.claim is not None:
             _quietly("claim", lambda: resource.claim(self.request, decision.wait, decision.claim or ""))
         return None
+
+    def _claim_answer(self, wait: Wait) -> str | Stop | None:
+        """Claim a continuation's answer: schedule the chain's next hop as a receipt RECEIPT_SECONDS ahead. Returns its
+        task id,
+        Stop when another run of this hop holds it (it answers), or None when nothing could be claimed (no
+        self-invocation here, or FC refused otherwise: answer all the same, as no twin can be proved)."""
+        identity = self.settings.function
+        task = _task_of(replace(wait, hop=wait.hop + 1))
+        if wait.hop == 0 or identity is None or task is None or not self.settings.can_defer:
+            return None  # ROS's own delivery answers as it comes: each delivery of the request may be answered
+        following = replace(wait, hop=wait.hop + 1, due_at=clock.current().now() + RECEIPT_SECONDS)
+        try:
+            invoke_later(
+                identity,
+                continuation(self.request.raw, following),
+                RECEIPT_SECONDS,
+                resolve_credentials(self.context),
+                self.settings,
+                task_id=task,
+            )
+        except AlreadyScheduled:
+            return Stop(f"another run of hop {wait.hop} claimed the answer")
+        except ProviderError as error:
+            logger.warning("could not claim the answer; answering all the same", extra={"reason": str(error)})
+            return None
+        return task
+
+    def _release(self, receipt: str | Stop | None) -> None:
+        """The answer went out: the receipt is not needed (if it cannot be stopped, it runs and stops at a look)."""
+        identity = self.settings.function
+        if isinstance(receipt, str) and identity is not None:
+            task = receipt
+            _quietly("release", lambda: stop_task(identity, task, resolve_credentials(self.context), self.settings))
 
     def _answer(self, resource: Resource, decision: Finish) -> dict[str, str]:
         request = self.request
@@ -300,6 +360,11 @@ class _Invocation:
             "PhysicalResourceId": answer.physical_resource_id,
             "Delivery": delivery.outcome,
         }
+
+
+def _task_of(wait: Wait) -> str | None:
+    """FC's task id of the invocation that carries ``wait`` (None for a chain without an id: version 2)."""
+    return task_id(wait.owner, wait.hop) if wait.owner else None
 
 
 def _request_physical_id(request: RosRequest) -> str:

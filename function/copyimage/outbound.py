@@ -17,12 +17,15 @@ from urllib.parse import urlsplit
 
 from copyimage.config import SETTINGS_HELP, FunctionIdentity, Settings
 from copyimage.credentials import Credentials
-from copyimage.errors import InvocationFailed, sdk_message
+from copyimage.errors import AlreadyScheduled, InvocationFailed, sdk_message
 from copyimage.logs import logger, redact_url
 from copyimage.retry import with_retries
 from copyimage.waiting import MAX_DELAY, MIN_DELAY
 
 MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
+# FC's task deduplication: a task id given twice is refused with 409 (FC 3.0 and FC 2.0 "asynchronous tasks").
+FC3_TASK_HEADER = "x-fc-async-task-id"
+FC2_TASK_HEADER = "x-fc-stateful-async-invocation-id"
 ALIBABA_SUFFIX = ".aliyuncs.com"
 
 
@@ -176,21 +179,30 @@ def invoke_later(
     delay_seconds: int,
     credentials: Credentials,
     settings: Settings,
+    task_id: str | None = None,
 ) -> None:
     """Schedule an asynchronous invocation of this very function after ``delay_seconds`` (a whole number of
-    seconds within FC's documented range)."""
+    seconds within FC's documented range), as the task ``task_id``.
+
+    FC refuses a second task with the same id with 409 (its task deduplication): that raises AlreadyScheduled,
+    also when an earlier try of this very call went through unseen, as the task then exists all the same.
+    """
     body = json.dumps(payload, separators=(",", ":")).encode()
     if len(body) > MAX_ASYNC_PAYLOAD_BYTES:
         raise InvocationFailed(f"the continuation is {len(body)} bytes, over FC's async limit")
     if not MIN_DELAY <= delay_seconds <= MAX_DELAY:
         raise ValueError(f"x-fc-async-delay {delay_seconds} is outside [{MIN_DELAY}, {MAX_DELAY}]")
-    delay = str(delay_seconds)
+    headers = {"x-fc-invocation-type": "Async", "x-fc-async-delay": str(delay_seconds)}
     if identity.service:
+        if task_id:
+            headers[FC2_TASK_HEADER] = task_id
         attempts = 1  # fc2 retries by itself
-        call = lambda: _invoke_fc2(identity, body, delay, credentials, settings)  # noqa: E731
+        call = lambda: _invoke_fc2(identity, body, headers, credentials, settings)  # noqa: E731
     else:
+        if task_id:
+            headers[FC3_TASK_HEADER] = task_id
         attempts = settings.ecs_attempts
-        call = lambda: _invoke_fc3(identity, body, delay, credentials, settings)  # noqa: E731
+        call = lambda: _invoke_fc3(identity, body, headers, credentials, settings)  # noqa: E731
     try:
         with_retries(call, attempts=attempts, is_transient=lambda e: isinstance(e, _Transient))
     except _Transient as error:
@@ -206,13 +218,52 @@ def _fc_endpoint(identity: FunctionIdentity, settings: Settings) -> tuple[str, s
 
 
 def _invoke_fc3(
-    identity: FunctionIdentity, body: bytes, delay: str, credentials: Credentials, settings: Settings
+    identity: FunctionIdentity, body: bytes, headers: dict[str, str], credentials: Credentials, settings: Settings
 ) -> None:
     """FC 3.0 InvokeFunction through the OpenAPI core the ECS SDK already loaded: the same request the FC 3.0 SDK
     builds (ROA, ``POST /2023-03-30/functions/{name}/invocations``, ACS3 signature), without importing that SDK
     on every cold start (bench/compare.py: about 0.07 CPU-seconds)."""
     from urllib.parse import quote
 
+    # FC 3.0's API reference does not list x-fc-async-delay; its async overview documents it (range (0, 3600) s).
+    path = f"/2023-03-30/functions/{quote(identity.name, safe='')}/invocations"
+    _call_fc3("InvokeFunction", "POST", path, identity, credentials, settings, headers=headers, body=body)
+
+
+def stop_task(identity: FunctionIdentity, task_id: str, credentials: Credentials, settings: Settings) -> bool:
+    """Stop a scheduled task that is no longer needed (FC 3.0 StopAsyncTask); False where it cannot be stopped
+    (FC 2.0's SDK has no such call here, the task ran already, or FC refused): the task then runs, and finds
+    nothing left to do."""
+    if identity.service:
+        return False
+    from urllib.parse import quote
+
+    path = f"/2023-03-30/functions/{quote(identity.name, safe='')}/async-tasks/{quote(task_id, safe='')}/stop"
+    try:
+        with_retries(
+            lambda: _call_fc3("StopAsyncTask", "PUT", path, identity, credentials, settings),
+            attempts=settings.ecs_attempts,
+            is_transient=lambda e: isinstance(e, _Transient),
+        )
+    except (_Transient, InvocationFailed) as error:
+        logger.info("the scheduled task could not be stopped", extra={"task_id": task_id, "reason": str(error)})
+        return False
+    return True
+
+
+def _call_fc3(
+    action: str,
+    method: str,
+    path: str,
+    identity: FunctionIdentity,
+    credentials: Credentials,
+    settings: Settings,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> None:
+    """One FC 3.0 API call through the OpenAPI core the ECS SDK already loaded: the request the FC 3.0 SDK builds
+    (ROA, ACS3 signature), without importing that SDK on every cold start (bench/compare.py: about 0.07
+    CPU-seconds). 409 raises AlreadyScheduled; 429, 5xx and no answer raise _Transient."""
     from alibabacloud_tea_openapi.client import Client
     from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
     from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
@@ -231,35 +282,35 @@ def _invoke_fc3(
         )
     )
     params = Params(
-        action="InvokeFunction",
+        action=action,
         version="2023-03-30",
         protocol=protocol.upper(),
-        pathname=f"/2023-03-30/functions/{quote(identity.name, safe='')}/invocations",
-        method="POST",
+        pathname=path,
+        method=method,
         auth_type="AK",
         style="ROA",
         req_body_type="json",
         body_type="binary",
     )
-    # FC 3.0's API reference does not list x-fc-async-delay; its async overview documents it (range (0, 3600) s).
-    headers = {"x-fc-invocation-type": "Async", "x-fc-async-delay": delay}
     try:
         client.call_api(
             params,
-            OpenApiRequest(headers=headers, body=body, stream=body),
+            OpenApiRequest(headers=headers or {}, body=body, stream=body),
             RuntimeOptions(autoretry=False, connect_timeout=timeout_ms, read_timeout=timeout_ms),
         )
     except AlibabaCloudException as error:
         status = getattr(error, "status_code", None) or 0
+        if status == 409:
+            raise AlreadyScheduled(f"FC {action}: HTTP 409 {error.code}") from None
         if status == 429 or status >= 500:
-            raise _Transient(f"FC InvokeFunction: HTTP {status} {error.code}") from None
-        raise InvocationFailed(f"FC InvokeFunction failed: {error.code}: {sdk_message(error)}") from None
+            raise _Transient(f"FC {action}: HTTP {status} {error.code}") from None
+        raise InvocationFailed(f"FC {action} failed: {error.code}: {sdk_message(error)}") from None
     except Exception as error:  # no HTTP answer at all
-        raise _Transient(f"FC InvokeFunction: {type(error).__name__}") from None
+        raise _Transient(f"FC {action}: {type(error).__name__}") from None
 
 
 def _invoke_fc2(
-    identity: FunctionIdentity, body: bytes, delay: str, credentials: Credentials, settings: Settings
+    identity: FunctionIdentity, body: bytes, headers: dict[str, str], credentials: Credentials, settings: Settings
 ) -> None:
     import fc2
 
@@ -276,10 +327,12 @@ def _invoke_fc2(
             identity.service,
             identity.name,
             payload=body,
-            headers={"x-fc-invocation-type": "Async", "x-fc-async-delay": delay},
+            headers=headers,
             qualifier=identity.qualifier,
         )
     except fc2.fc_exceptions.FcError as error:
+        if error.status_code == 409:
+            raise AlreadyScheduled(f"FC InvokeFunction: HTTP 409 {error.err_code}") from None
         raise InvocationFailed(f"FC InvokeFunction failed: HTTP {error.status_code} {error.err_code}") from None
     except Exception as error:
         raise InvocationFailed(f"FC InvokeFunction: {type(error).__name__}") from None

@@ -75,14 +75,14 @@ class CopyImageResource:
         adopted = self._adoptable(props)
         if adopted is not None:
             mark = adopted.tags.get(WAITER_TAG, "")
-            self._mark(props.destination_region_id, adopted.image_id, wait.owner or "")
+            self._mark(props.destination_region_id, adopted.image_id, wait.mark or "")
             logger.info(
                 "adopting the copy an earlier Create of this resource started", extra={"image_id": adopted.image_id}
             )
             state = {"image_id": adopted.image_id, "started_hop": wait.hop}
             return Seen("pending", state=state, accepts=(mark,) if mark else ())
         token = client_token(request.stack_id, request.logical_resource_id, request.request_id)
-        tags = {**props.tag_map, **self.owner_tags, WAITER_TAG: wait.owner or ""}
+        tags = {**props.tag_map, **self.owner_tags, WAITER_TAG: wait.mark or ""}
         try:
             image_id = self._images.copy(props, token, tags)
         except EcsError as error:
@@ -148,7 +148,7 @@ class CopyImageResource:
         return Seen("pending", mark, percent=view.progress, detail=f"the copy {image_id} {view.status}")
 
     def claim(self, request: RosRequest, wait: Wait, token: str) -> None:
-        """Write the next invocation's token on the copy (best effort: it also accepts the current mark)."""
+        """Write the next invocation's mark on the copy (best effort: it also accepts this one's, and earlier)."""
         image_id = wait.state.get("image_id")
         if isinstance(request, CreateRequest) and image_id:
             # ``wait`` is the next invocation's: the hand-over right after the copy started makes the first mark on
@@ -176,7 +176,8 @@ class CopyImageResource:
             view = self._images.find(self._props().destination_region_id, str(image_id))
             if view is None:
                 return "removed"
-            if view.tags.get(WAITER_TAG) not in wait.accepts:
+            mark = view.tags.get(WAITER_TAG)
+            if mark is None or not wait.owns(mark):
                 logger.info("the copy is not this invocation's to remove", extra={"image_id": view.image_id})
                 return "not ours"
             if view.usable or (view.in_progress and not self._cancel(view)):

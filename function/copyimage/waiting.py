@@ -1,15 +1,22 @@
 """Waiting, as one pure decision: what to do after a look, given the wait so far, the time and the budget.
 
-    decide(wait, seen, now, budget, fresh_token) -> Finish | LookAgain | HandOver | Stop
+    decide(wait, seen, now, budget) -> Finish | LookAgain | HandOver | Stop
 
 No I/O, no clock, no exceptions: the framework looks, asks, and carries out the answer. The rules, said out loud:
 
-- **Ownership.** A Create's wait is owned by one chain of invocations. Each invocation that looks and hands over
-  writes a fresh token on the work (the copy's ``copyimage:waiter`` tag) right after scheduling the next
-  invocation, and that next one accepts the mark it was scheduled under as well as its own token: so a failed
-  mark leaves a working chain, while of two twins (FC delivers at least once) the one whose mark is overwritten
-  stops at its next look. A look that could not see the work claims nothing. Once answered, the mark reads
-  ``answered:<time>``: a later replay stops; a re-delivered request that never saw its work answers the same again.
+- **Ownership.** Each request's wait is owned by one chain of invocations; ``hop`` counts its hand-overs. Two
+  things keep a chain single and alive, whatever FC delivers twice and however late a write lands:
+  - *FC's task deduplication* tells twins apart: each hand-over is scheduled under the task id of the next hop
+    (:func:`task_id`), and FC refuses a second task with the same id (409). A run that cannot schedule its
+    successor, or claim its answer, stops: another run of the same hop (a twin, an FC retry, a replay) already
+    did, and that run is live. This holds for Create, Update and Delete alike.
+  - *Marks that survive reordering* say which chain owns a Create's copy (its ``copyimage:waiter`` tag): a mark
+    names the chain and the hop that wrote it (:func:`chain_mark`). An invocation accepts any mark of its own chain
+    from its hop or earlier (a write that landed late, or not at all, never strands it), and stops at a mark of a
+    later hop of its chain (a successor was scheduled, so it lives) or of another chain (a later Create of the
+    same resource adopted the copy). A look that could not see the work claims nothing. Once answered, the mark
+    reads ``answered:<time>``: a later replay stops; a re-delivered request that never saw its work answers the
+    same again.
 - **Progress.** The next look comes when the copy's progress says the end is near: see :func:`next_look`.
 - **Budget.** Short waits happen inside the invocation (billed); longer ones are handed to an asynchronous
   invocation delayed by a whole number of seconds in [1, 3599], FC's documented range (0, 3600).
@@ -58,6 +65,25 @@ def answered_mark(at: float) -> str:
     return f"{ANSWERED}{math.ceil(at)}"
 
 
+def chain_mark(chain: str, hop: int) -> str:
+    """The mark an invocation of ``chain`` at ``hop`` writes on the work: ``<chain>.<hop>``."""
+    return f"{chain}.{hop}"
+
+
+def parse_mark(mark: str) -> tuple[str, int] | None:
+    """``(chain, hop)`` of a chain mark; None for any other mark (answered, retained, a version-2 token)."""
+    chain, dot, hop = mark.rpartition(".")
+    if not dot or not chain or not hop.isdigit():
+        return None
+    return chain, int(hop)
+
+
+def task_id(chain: str, hop: int) -> str:
+    """FC's task id for the invocation of ``chain`` at ``hop`` (FC: a letter or ``_`` first, then letters, digits,
+    ``_`` and ``-``, at most 128 characters): FC refuses a second task with one id, which kills twins."""
+    return f"copyimage-{chain.replace('.', '-')}-{hop}"
+
+
 @dataclass(frozen=True)
 class Wait:
     """What one request's wait carries from invocation to invocation (JSON in the continuation)."""
@@ -66,8 +92,8 @@ class Wait:
     deadline: float  # give up after this
     hop: int = 0  # invocations handed over so far; 0 is the one ROS invoked
     due_at: float | None = None  # when this invocation was scheduled to run
-    owner: str | None = None  # this chain's token; None for waits without ownership (Update, Delete)
-    accepts: tuple[str, ...] = ()  # marks on the work that still mean "ours"
+    owner: str | None = None  # this chain's id; its marks are chain_mark(owner, hop)
+    accepts: tuple[str, ...] = ()  # marks of other chains that still mean "ours" (an adopted copy's)
     found: bool = False  # the work was seen at least once
     confirmed_at: float | None = None  # the last look that saw the work in progress as this chain's
     misses: int = 0  # looks in a row that did not find the work
@@ -78,11 +104,20 @@ class Wait:
 
     @classmethod
     def begin(cls, now: float, limit: float, owner: str | None = None) -> Wait:
-        return cls(began_at=now, deadline=now + limit, owner=owner, accepts=(owner,) if owner else ())
+        return cls(began_at=now, deadline=now + limit, owner=owner)
+
+    @property
+    def mark(self) -> str | None:
+        """What this invocation writes on the work it owns."""
+        return None if self.owner is None else chain_mark(self.owner, self.hop)
 
     def owns(self, mark: str | None) -> bool:
-        """Whether the work's mark leaves this invocation in charge (a wait without an owner always is)."""
-        return self.owner is None or mark is None or mark in self.accepts
+        """Whether the work's mark leaves this invocation in charge: no mark, an adopted one, or one of this chain
+        from this hop or earlier (a wait without an owner always is)."""
+        if self.owner is None or mark is None or mark in self.accepts:
+            return True
+        parsed = parse_mark(mark)
+        return parsed is not None and parsed[0] == self.owner and parsed[1] <= self.hop
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,7 +208,7 @@ class Stop:
 Decision = Finish | LookAgain | HandOver | Stop
 
 
-def decide(wait: Wait, seen: Seen, now: float, budget: Budget, fresh_token: str) -> Decision:
+def decide(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
     """The one place where a look turns into what happens next."""
     if seen.state is not None:
         wait = replace(wait, state=dict(seen.state))
@@ -192,18 +227,18 @@ def decide(wait: Wait, seen: Seen, now: float, budget: Budget, fresh_token: str)
     if seen.kind == "failed":
         return Finish(False, wait, detail=seen.detail, discard=True)
     if seen.kind == "missing":
-        return _missing(wait, seen, now, budget, fresh_token)
-    return _pending(wait, seen, now, budget, fresh_token)
+        return _missing(wait, seen, now, budget)
+    return _pending(wait, seen, now, budget)
 
 
-def _missing(wait: Wait, seen: Seen, now: float, budget: Budget, token: str) -> Decision:
+def _missing(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
     if not wait.found:
         # Work this request started is not listed (yet): ECS may list a new copy a moment late; but work an
         # earlier delivery of the same request started and saw through may be gone long since.
         if wait.misses >= len(UNSEEN_LOOK_DELAYS):
             return Stop("the work this request started was never found: an earlier delivery of it dealt with it")
         delay = UNSEEN_LOOK_DELAYS[wait.misses]
-        return _schedule(replace(wait, misses=wait.misses + 1), delay, now, budget, token, claim=False)
+        return _schedule(replace(wait, misses=wait.misses + 1), delay, now, budget, claim=False)
     if wait.confirmed_at is None or now > wait.confirmed_at + SETTLE_SECONDS:
         last = "never" if wait.confirmed_at is None else f"{now - wait.confirmed_at:.0f} s ago"
         return Stop(
@@ -211,11 +246,11 @@ def _missing(wait: Wait, seen: Seen, now: float, budget: Budget, token: str) -> 
             "since, so no answer is sent"
         )
     if wait.misses < 1:  # look twice before declaring it gone
-        return _schedule(replace(wait, misses=1), LOOK_SOON, now, budget, token, claim=False)
+        return _schedule(replace(wait, misses=1), LOOK_SOON, now, budget, claim=False)
     return Finish(False, wait, detail=seen.detail or "the work disappeared before it was done")
 
 
-def _pending(wait: Wait, seen: Seen, now: float, budget: Budget, token: str) -> Decision:
+def _pending(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
     samples = wait.samples
     if seen.percent is not None:
         samples = (*samples, (now, seen.percent))[-SAMPLES_KEPT:]
@@ -234,7 +269,7 @@ def _pending(wait: Wait, seen: Seen, now: float, budget: Budget, token: str) -> 
     else:
         delay = next_look(samples, wait.started_at if wait.started_at is not None else wait.began_at, now)
     delay = min(delay, wait.deadline - now)  # one last look at the deadline
-    return _schedule(wait, delay, now, budget, token, claim=True, mark=seen.mark)
+    return _schedule(wait, delay, now, budget, claim=True)
 
 
 def _try_later(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
@@ -252,9 +287,7 @@ def _try_later(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
     return HandOver(seconds, replace(wait, hop=wait.hop + 1, retries=wait.retries + 1, due_at=now + seconds))
 
 
-def _schedule(
-    wait: Wait, delay: float, now: float, budget: Budget, token: str, claim: bool, mark: str | None = None
-) -> Decision:
+def _schedule(wait: Wait, delay: float, now: float, budget: Budget, claim: bool) -> Decision:
     """Look again after ``delay``: inline while the budget allows, else in a later invocation."""
     delay = max(0.0, delay)
     left = budget.inline_until - now
@@ -273,10 +306,9 @@ def _schedule(
         )
     seconds = _fc_delay(delay)
     following = replace(wait, hop=wait.hop + 1, due_at=now + seconds)
-    if not claim or wait.owner is None:
+    if not claim or following.mark is None:
         return HandOver(seconds, following)
-    current = mark if mark is not None else wait.owner
-    return HandOver(seconds, replace(following, owner=token, accepts=(current, token)), claim=token)
+    return HandOver(seconds, following, claim=following.mark)
 
 
 def _fc_delay(seconds: float) -> int:
