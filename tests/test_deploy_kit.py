@@ -400,18 +400,21 @@ def test_policy_allows_every_ecs_action_the_code_calls_and_nothing_more():
 
 def test_policy_allows_the_self_invocation_on_the_function_only():
     outbound = (SOURCE / "outbound.py").read_text(encoding="utf-8")
-    invokes = re.search(r"\.invoke_function(?:_with_options)?\(", outbound) or 'action="InvokeFunction"' in outbound
-    assert invokes, "outbound.py no longer invokes FC"
+    called = {f"fc:{action}" for action in re.findall(r'_call_fc3\(\s*"([A-Za-z]+)"', outbound)}
+    assert called == {"fc:InvokeFunction", "fc:StopAsyncTask"}, "outbound.py's FC calls changed"
     allowed = policy_actions(policy())
-    resources = allowed.get("fc:InvokeFunction")
-    assert resources, "fc:InvokeFunction is missing from the policy"
     name = fc3_props()["functionName"]
-    assert "*" not in resources
-    assert f"acs:fc:*:{ACCOUNT}:functions/{name}" in resources  # FC 3.0
-    assert any(re.fullmatch(rf"acs:fc:\*:{ACCOUNT}:services/[^/*]+/functions/{re.escape(name)}", r) for r in resources)
-    for resource in resources:
-        assert resource.endswith(f"functions/{name}"), f"{resource} is not this function"
-    assert {action for action in allowed if action.startswith("fc:")} == {"fc:InvokeFunction"}
+    for action in called:
+        resources = allowed.get(action)
+        assert resources, f"{action} is missing from the policy"
+        assert "*" not in resources
+        assert f"acs:fc:*:{ACCOUNT}:functions/{name}" in resources  # FC 3.0
+        assert any(
+            re.fullmatch(rf"acs:fc:\*:{ACCOUNT}:services/[^/*]+/functions/{re.escape(name)}", r) for r in resources
+        )
+        for resource in resources:
+            assert resource.endswith(f"functions/{name}"), f"{resource} is not this function"
+    assert {action for action in allowed if action.startswith("fc:")} == called
 
 
 def test_policy_has_no_wildcard_action_and_scoped_resources():
