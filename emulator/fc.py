@@ -233,6 +233,7 @@ class FcStandIn(StandIn):
         self._duplicate_every: float | None = None  # gap: deliver every accepted async event twice
         # task id -> Enqueued | Running | Succeeded | Failed | Stopped: FC refuses a task id it has seen (409)
         self.tasks: dict[str, str] = {}
+        self._queued: dict[str, int] = {}  # task id -> its deliveries still queued
         self._handler: Any = None
         self._module_name: str | None = None
         self._saved_environ: dict[str, str] | None = None
@@ -437,6 +438,7 @@ class FcStandIn(StandIn):
             if status != "Enqueued":
                 raise FcApiError(400, "InvalidArgument", f"the async task {task_id} is {status}: it cannot be stopped")
             self.tasks[task_id] = "Stopped"
+            self._pending -= self._queued.pop(task_id, 0)  # its deliveries will not run
 
     def reset(self) -> None:
         """Forget the runs and faults so far (between the scenarios of one test); nothing may be pending."""
@@ -449,6 +451,7 @@ class FcStandIn(StandIn):
             self._duplicates.clear()
             self._duplicate_every = None
             self.tasks.clear()
+            self._queued.clear()
         self.redeliver_after = None
         self.retry_backoff_seconds = 1.0
 
@@ -520,11 +523,15 @@ class FcStandIn(StandIn):
             return
         with self._lock:
             self._pending += 1
+            if event.task_id is not None:
+                self._queued[event.task_id] = self._queued.get(event.task_id, 0) + 1
         self.clock.spawn(lambda: self._deliver(event), f"fc-async-{event.request_id[:8]}-{event.attempt}", delay)
 
     def _deliver(self, event: _Event) -> None:
+        if not self._task_starts(event):
+            return  # stopped: its pending count went with it
         try:
-            if self._stopped or self._handler is None or not self._task_starts(event):
+            if self._stopped or self._handler is None:
                 return
             _, failure = self._run(event, "Async")
             now = self.clock.now()
@@ -548,6 +555,7 @@ class FcStandIn(StandIn):
             if self.tasks.get(event.task_id) == "Stopped":
                 return False
             self.tasks[event.task_id] = "Running"
+            self._queued[event.task_id] = max(0, self._queued.get(event.task_id, 0) - 1)
             return True
 
     # ------------------------------------------------------------------ HTTP

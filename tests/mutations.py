@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 MUTATIONS = {
-    "1: a failed mark leaves a working chain (the next invocation accepts the mark it was scheduled under)": (
+    "1: a mark of this chain from an earlier hop is still the chain's (a write that lands late strands nothing)": (
         "waiting.py",
-        "return HandOver(seconds, replace(following, owner=token, accepts=(current, token)), claim=token)",
-        "return HandOver(seconds, replace(following, owner=token, accepts=(token,)), claim=token)",
+        "return parsed is not None and parsed[0] == self.owner and parsed[1] <= self.hop",
+        "return parsed is not None and parsed[0] == self.owner and parsed[1] == self.hop",
     ),
     "2: a vanished copy fails the request only if this chain saw it as its own recently": (
         "waiting.py",
@@ -43,10 +43,15 @@ MUTATIONS = {
                 resource._props().destination_region_id, answer.physical_resource_id, False))
         if result.get("Delivery") == "delivered":""",
     ),
-    "5: each hand-over marks the copy with the next invocation's token": (
+    "5: every hand-over is an FC task named by chain and hop, so FC refuses a twin's": (
         "framework.py",
-        "        if decision.claim is not None:",
-        "        if False:",
+        "                task_id=_task_of(decision.wait),",
+        "                task_id=None,",
+    ),
+    "6: a continuation claims its answer before it answers": (
+        "framework.py",
+        "        if wait.hop == 0 or identity is None",
+        "        if True or identity is None",
     ),
 }
 

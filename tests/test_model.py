@@ -6,7 +6,10 @@ the way it perturbs things at random virtual times:
 - FC delivers events twice (twins at the same instant, or a little later), replays continuations after the
   answer and after the stack's Delete, fails runs (before or after the handler did its work) and retries them,
   and, in the pessimistic setting, redelivers every event long after it first ran;
-- ECS fails any action transiently or for a while (throttling, 5xx, conflicts);
+- ECS fails any action transiently or for a while (throttling, 5xx, conflicts), and is slow for a while: a slow
+  request takes effect when it is answered, so a write may land after a later request's read (writes and reads
+  reorder across invocations);
+- the stack is updated in place (a new tag and name) some of the time, between its Create and its Delete;
 - the response endpoint answers 503, 429 or 302 before it takes the answer;
 - ECS refuses to tag a copy in progress, lists deleted images for a while, holds snapshots; ROS invokes
   synchronously, takes late or second answers with 200, or gives up before the copy ends.
@@ -17,10 +20,11 @@ The invariants:
 2. never two different answers (status, physical id or data) for one request; identical duplicates are counted;
 3. nothing is left in ECS after the stack's Delete or rollback;
 4. a copy answered SUCCESS is removed only by the stack's Delete;
-5. duplicates die out: an extra delivery (a twin, a replay, an FC retry) costs at most EXTRA_PER_DELIVERY more
-   invocations of a Create, plus one for each hand-over the chain made without a look (while ECS refused, a twin
-   cannot tell it is one and retries alongside), plus UNSEEN_LOOKS for a replay of ROS's own event; when
-   TagResources keeps failing, a twin can only die with the wait, so the bound is then the chain's length.
+5. duplicates die out: an extra delivery (a twin, a replay, an FC retry) of a Create's, an Update's or a Delete's
+   events costs at most EXTRA_PER_DELIVERY more invocations (its own run: FC refuses the twin's hand-over, a task
+   id it has seen), plus UNSEEN_LOOKS for a replay of ROS's own Create event after its copy is gone;
+6. answers are not multiplied by hand-overs: a request gets at most as many answers taken by ROS as ROS delivered
+   the request itself (a twin or a retry of a continuation finds the answer claimed).
 A request ROS sent synchronously whose run crashed before the handler ran was lost on the way: FC does not retry
 synchronous runs, and the provider never saw it; such requests are counted, not held to invariants 1 and 3.
 
@@ -44,7 +48,7 @@ from emulator.cloud import LocalCloud
 SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "200"))
 ONLY_SEED = os.environ.get("MODEL_SEED")
 CHUNKS = 16  # the schedules run in parts, so that pytest-xdist spreads them over the cores
-EXTRA_PER_DELIVERY = 2  # a twin's own run, and the one run its hand-over schedules before its mark is overwritten
+EXTRA_PER_DELIVERY = 1  # a twin's own run: its hand-over or answer claim is refused, as FC has seen the task id
 # A replay of ROS's own event after the copy is gone (the stack deleted it) cannot tell the copy was ever made:
 # it looks as for a copy not yet listed, once per UNSEEN_LOOK_DELAYS, each look its own invocation, then stops.
 UNSEEN_LOOKS = len(UNSEEN_LOOK_DELAYS)
@@ -56,7 +60,10 @@ ECS_ACTIONS = (
     "TagResources",
     "CancelCopyImage",
     "DeleteImage",
+    "ModifyImageAttribute",
+    "UntagResources",
 )
+WRITES = ("CopyImage", "TagResources", "UntagResources", "ModifyImageAttribute", "CancelCopyImage", "DeleteImage")
 TRANSIENT = ("throttle", "server_error", "unavailable")
 STATS_PROPERTY = "model_stats"  # each part reports its counts; conftest.py adds them up and prints them
 
@@ -77,6 +84,8 @@ class Schedule:
     fail_copy: bool
     delete_after: float | None
     replays: list[tuple[str, float]]  # (after "answer" | "delete", offset)
+    update_after: float | None = None  # after the Create: update the stack in place this much later
+    latencies: list[tuple[float, str, float, float]] = field(default_factory=list)  # (when, action, seconds, lasting)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +140,16 @@ def draw(seed: int) -> Schedule:
         fail_copy=rng.random() < 0.1,
         delete_after=rng.choice([None, rng.uniform(0, 600), rng.uniform(0, 7200)]),
         replays=[(rng.choice(["answer", "delete"]), rng.uniform(0, 4000)) for _ in range(rng.randint(0, 3))],
+        update_after=rng.choice([None, None, rng.uniform(0, 300)]),
+        latencies=[
+            (
+                rng.uniform(0, horizon),
+                rng.choice((*WRITES, "DescribeImages")),
+                rng.uniform(0.5, 5.0),
+                rng.uniform(60, 1800),
+            )
+            for _ in range(rng.choice([0, 0, 1, 2]))
+        ],
     )
 
 
@@ -193,7 +212,14 @@ def run_and_check(cloud: LocalCloud, schedule: Schedule, stats: Counter[str]) ->
     answer_at = next((a.at for a in ros.answers if a.accepted and a.request_id == create["RequestId"]), None)
     if stack.status == "CREATE_COMPLETE":
         _replay(cloud, schedule, create["RequestId"], "answer", rng)
-        if schedule.delete_after is not None:
+        # A replay of an Update's own event after the stack's Delete removed the copy answers FAILED ("the copy no
+        # longer exists"), which ROS refuses: nothing in ECS tells it the request is stale. Until requests are
+        # verified with ROS (issue 17), Updates run only in schedules without the late redelivery switch.
+        if schedule.update_after is not None and schedule.redeliver_after is None:
+            clock.sleep(schedule.update_after)
+            ros.begin_update(stack, {"Tag": f"team=model,seed={schedule.seed}", "DestinationImageName": "model-copy"})
+            clock.run_task(stack.operation)
+        if schedule.delete_after is not None and not stack.status.endswith("IN_PROGRESS"):
             clock.sleep(schedule.delete_after)
             ros.begin_delete(stack)
             clock.run_task(stack.operation)
@@ -221,6 +247,13 @@ def _arm(cloud: LocalCloud, schedule: Schedule) -> None:
                 clock.spawn(lambda: ecs.faults.remove(fault), "model-fault-ends", lasting)
 
         clock.spawn(arm, "model-ecs-fault", when)
+    for when, action, seconds, lasting in schedule.latencies:
+
+        def slow(action: str = action, seconds: float = seconds, lasting: float = lasting) -> None:
+            fault = ecs.faults.add(action, "latency", count=None, seconds=seconds)
+            clock.spawn(lambda: ecs.faults.remove(fault), "model-latency-ends", lasting)
+
+        clock.spawn(slow, "model-ecs-latency", when)
 
 
 def _replay(cloud: LocalCloud, schedule: Schedule, request_id: str, anchor: str, rng: random.Random) -> None:
@@ -235,6 +268,31 @@ def _replay(cloud: LocalCloud, schedule: Schedule, request_id: str, anchor: str,
             "model-replay",
             offset,
         )
+
+
+def _duplicates_die_out(fc, ros, schedule: Schedule, request: dict, stats: Counter[str]) -> list[str]:
+    """Invariants 5 and 6 for one request's chain."""
+    kind = request["RequestType"]
+    runs = [i for i in fc.invocations if _request_id(i.payload) == request["RequestId"]]
+    extras = [i for i in runs if i.delivery != "first"]
+    extra_runs = len(runs) - len({_hop(i.payload) for i in runs})
+    stats[f"invariant 5: extra deliveries of a {kind}'s events"] += len(extras)
+    stats[f"invariant 5: extra invocations they caused ({kind})"] += extra_runs
+    allowed = sum(EXTRA_PER_DELIVERY + (0 if _hop(i.payload) else UNSEEN_LOOKS) for i in extras)
+    problems = []
+    if extra_runs > allowed:
+        problems.append(
+            f"5: {kind}: {len(extras)} extra deliveries cost {extra_runs} extra invocations (bound {allowed})"
+        )
+    if extras:
+        worst = "invariant 5: most extra invocations per extra delivery, x100 (max)"
+        stats[worst] = max(stats[worst], 100 * extra_runs // len(extras))
+    own = sum(1 for i in runs if b'"Continuation"' not in i.payload)  # deliveries of ROS's own event
+    taken = [a for a in ros.answers if a.request_id == request["RequestId"] and a.json and a.http_status == 200]
+    stats["invariant 6: answers taken beyond the first"] += max(0, len(taken) - 1)
+    if len(taken) > max(1, own):
+        problems.append(f"6: {kind} was answered {len(taken)} times, delivered {own} times by ROS")
+    return problems
 
 
 def _request_id(payload: bytes) -> str | None:
@@ -324,24 +382,9 @@ def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, 
         if first_delete is None and ecs.image(image_id) is None:
             problems.append(f"4: {image_id} answered SUCCESS is gone, yet the stack was never deleted")
 
-    # 5. duplicates die out
-    runs = [i for i in fc.invocations if _request_id(i.payload) == create["RequestId"]]
-    extras = [i for i in runs if i.delivery != "first"]
-    extra_deliveries = len(extras)
-    hops = {_hop(i.payload) for i in runs}
-    extra_runs = len(runs) - len(hops)
-    blind = len({_hop(i.payload) for i in runs if _wait(i.payload).get("retries", 0)})  # handed over without a look
-    stats["invariant 5: extra deliveries of a Create's events"] += extra_deliveries
-    stats["invariant 5: extra invocations they caused"] += extra_runs
-    if schedule.tags_reliable:
-        allowed = sum(EXTRA_PER_DELIVERY + (0 if _hop(i.payload) else UNSEEN_LOOKS) + blind for i in extras)
-    else:
-        allowed = (len(hops) + 1) * extra_deliveries
-    if extra_runs > allowed:
-        problems.append(f"5: {extra_deliveries} extra deliveries cost {extra_runs} extra invocations (bound {allowed})")
-    if schedule.tags_reliable and extra_deliveries and not blind:
-        worst = "invariant 5: most extra invocations per extra delivery, x100 (max)"
-        stats[worst] = max(stats[worst], 100 * extra_runs // extra_deliveries)
+    # 5. duplicates die out, in every chain; 6. answers are not multiplied by hand-overs
+    for request in requests:
+        problems += _duplicates_die_out(fc, ros, schedule, request, stats)
     if ros.violations:
         problems.append(f"protocol: {ros.violations}")
     return problems

@@ -48,6 +48,11 @@ class Settings:
         return worst_case_seconds(self.ecs_attempts, self.http_timeout_seconds)
 
     @property
+    def answer_bound(self) -> float:
+        """The longest delivering one answer can take, every try included."""
+        return worst_case_seconds(self.response_attempts, self.http_timeout_seconds)
+
+    @property
     def can_defer(self) -> bool:
         """Whether a wait can be handed to a later invocation of this function."""
         return self.defer and self.function is not None

@@ -32,16 +32,29 @@ from copyimage.protocol import (
     partial_request,
     response_body,
 )
-from copyimage.waiting import Budget, Finish, HandOver, LookAgain, Seen, Stop, Wait, chain_mark, decide, task_id
+from copyimage.waiting import (
+    MAX_DELAY,
+    Budget,
+    Finish,
+    HandOver,
+    LookAgain,
+    Seen,
+    Stop,
+    Wait,
+    chain_mark,
+    decide,
+    task_id,
+)
 
 CONTINUATION = "Continuation"
 CONTINUATION_VERSION = 3  # 3: marks name the chain and hop; FC task ids; 2 (per-hop tokens) is still read
 READABLE_VERSIONS = (2, 3)
 DEFAULT_FUNCTION_TIMEOUT = 60.0
-# Before answering, a chain claims its next hop with a task this far ahead, stopped once the answer is delivered: a
-# twin or a retry of the answering run cannot claim it and stops; if this run dies before the answer went out, the
-# task runs and answers instead.
-RECEIPT_SECONDS = 20
+# Before answering, a continuation claims its chain's next hop with a receipt task, stopped once the answer is
+# delivered: a twin or a retry of the answering run cannot claim it and stops; if this run dies before the answer
+# went out, the receipt runs and answers instead. It is due once the answer's tries are surely over (so it never
+# runs beside them), and at least this late.
+MIN_RECEIPT_SECONDS = 20.0
 
 
 class Resource(Protocol):
@@ -219,9 +232,14 @@ class _Invocation:
                     self._release(receipt)
                     logger.info("stopping without an answer", extra={"reason": "another invocation owns the work"})
                     return {"Status": "STOPPED"}
-            result = self._answer(resource, decision)
-            if result.get("Delivery") != "undelivered":
-                self._release(receipt)
+            try:
+                result = self._answer(resource, decision)
+            except ProviderError:
+                if not isinstance(receipt, str):
+                    raise  # FC retries the run
+                logger.warning("the answer's receipt will try again", extra={"task_id": receipt})
+                return {"Status": "UNDELIVERED"}
+            self._release(receipt)
             return result
 
     def _begin(self) -> Wait:
@@ -299,7 +317,7 @@ class _Invocation:
         return None
 
     def _claim_answer(self, wait: Wait) -> str | Stop | None:
-        """Claim a continuation's answer: schedule the chain's next hop as a receipt RECEIPT_SECONDS ahead. Returns its
+        """Claim a continuation's answer: schedule the chain's next hop as a receipt. Returns its
         task id,
         Stop when another run of this hop holds it (it answers), or None when nothing could be claimed (no
         self-invocation here, or FC refused otherwise: answer all the same, as no twin can be proved)."""
@@ -307,12 +325,13 @@ class _Invocation:
         task = _task_of(replace(wait, hop=wait.hop + 1))
         if wait.hop == 0 or identity is None or task is None or not self.settings.can_defer:
             return None  # ROS's own delivery answers as it comes: each delivery of the request may be answered
-        following = replace(wait, hop=wait.hop + 1, due_at=clock.current().now() + RECEIPT_SECONDS)
+        delay = int(min(MAX_DELAY, max(MIN_RECEIPT_SECONDS, self.settings.answer_bound + self.settings.ecs_call_bound)))
+        following = replace(wait, hop=wait.hop + 1, due_at=clock.current().now() + delay)
         try:
             invoke_later(
                 identity,
                 continuation(self.request.raw, following),
-                RECEIPT_SECONDS,
+                delay,
                 resolve_credentials(self.context),
                 self.settings,
                 task_id=task,
