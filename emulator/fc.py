@@ -174,6 +174,7 @@ class _Event:
     scheduled_at: float  # virtual
     delivery: str = "first"  # see Invocation.delivery
     task_id: str | None = None
+    generation: int = 0  # the stand-in's reset count when it was queued: a stopped task's leftover is dropped
 
 
 def _check_environment(spec: FunctionSpec) -> None:
@@ -234,6 +235,7 @@ class FcStandIn(StandIn):
         # task id -> Enqueued | Running | Succeeded | Failed | Stopped: FC refuses a task id it has seen (409)
         self.tasks: dict[str, str] = {}
         self._queued: dict[str, int] = {}  # task id -> its deliveries still queued
+        self._generation = 0  # counts resets
         self._handler: Any = None
         self._module_name: str | None = None
         self._saved_environ: dict[str, str] | None = None
@@ -412,7 +414,7 @@ class FcStandIn(StandIn):
             self._accept_task(task_id)
             self.async_delays.append(delay)
             gap = self._duplicates.pop(0) if self._duplicates else self._duplicate_every
-        event = _Event(request_id, payload, api, 1, now, delivery, task_id)
+        event = _Event(request_id, payload, api, 1, now, delivery, task_id, self._generation)
         self._enqueue(event, delay)
         if gap is not None:
             self._enqueue(replace(event, delivery="duplicate"), delay + gap)
@@ -452,6 +454,7 @@ class FcStandIn(StandIn):
             self._duplicate_every = None
             self.tasks.clear()
             self._queued.clear()
+            self._generation += 1
         self.redeliver_after = None
         self.retry_backoff_seconds = 1.0
 
@@ -552,7 +555,7 @@ class FcStandIn(StandIn):
         if event.task_id is None:
             return True
         with self._lock:
-            if self.tasks.get(event.task_id) == "Stopped":
+            if event.generation != self._generation or self.tasks.get(event.task_id) == "Stopped":
                 return False
             self.tasks[event.task_id] = "Running"
             self._queued[event.task_id] = max(0, self._queued.get(event.task_id, 0) - 1)

@@ -481,6 +481,49 @@ def test_fc3_async_without_a_delay_runs_at_once(make_fc, user_key, clock):
     assert fc.async_delays == [0]
 
 
+def test_a_task_id_fc_has_seen_is_refused_with_409_on_both_apis(make_fc, user_key, clock):
+    fc = make_fc()
+    headers = {"x-fc-async-delay": "30", "x-fc-async-task-id": "copyimage-w-1-3"}
+    client = fc3_client(fc, user_key)
+    first = fc3_invoke(client, fc.spec.name, b"{}", invocation_type="Async", common_headers=headers)
+    assert first.status_code == 202 and fc.tasks == {"copyimage-w-1-3": "Enqueued"}
+    with pytest.raises(ClientException) as refused:
+        fc3_invoke(client, fc.spec.name, b"{}", invocation_type="Async", common_headers=headers)
+    assert getattr(refused.value, "status_code", None) == 409
+    with pytest.raises(FcApiError) as invalid:
+        fc.invoke(b"{}", "Async", delay=1, task_id="1-starts-with-a-digit")
+    assert invalid.value.status == 400
+    assert fc.wait_idle()
+    assert [run.task_id for run in fc.invocations] == ["copyimage-w-1-3"]  # the refused one never ran
+    assert fc.tasks["copyimage-w-1-3"] == "Succeeded"
+
+    fc2_fc = make_fc(service=SERVICE)
+    task = {**ASYNC, "x-fc-async-delay": "5", "x-fc-stateful-async-invocation-id": "copyimage-w-2-1"}
+    fc2_client(fc2_fc, user_key).invoke_function(SERVICE, fc2_fc.spec.name, payload=b"{}", headers=task)
+    with pytest.raises(FcError) as again:
+        fc2_client(fc2_fc, user_key).invoke_function(SERVICE, fc2_fc.spec.name, payload=b"{}", headers=task)
+    assert again.value.status_code == 409
+
+
+def test_a_stopped_task_never_runs_and_one_that_ran_cannot_be_stopped(make_fc, clock):
+    fc = make_fc()
+    fc.duplicate_every_async(0.0)  # its duplicate delivery is stopped with it
+    fc.invoke(b"{}", "Async", delay=100, task_id="copyimage-receipt-1")
+    assert fc.pending_async() == 2
+    fc.stop_task("copyimage-receipt-1")
+    assert fc.pending_async() == 0 and fc.tasks["copyimage-receipt-1"] == "Stopped"
+    fc.invoke(b"{}", "Async", delay=1, task_id="copyimage-ran-1")
+    assert fc.wait_idle()
+    clock.sleep(200)
+    assert [run.task_id for run in fc.invocations] == ["copyimage-ran-1", "copyimage-ran-1"]
+    with pytest.raises(FcApiError) as late:
+        fc.stop_task("copyimage-ran-1")
+    assert late.value.status == 400
+    with pytest.raises(FcApiError) as unknown:
+        fc.stop_task("copyimage-never-1")
+    assert unknown.value.status == 404
+
+
 def test_fc2_async_with_delay(make_fc, user_key, clock):
     fc = make_fc(service=SERVICE)
     t0 = clock.now()
