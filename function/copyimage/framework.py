@@ -325,6 +325,8 @@ class _Invocation:
         task = _task_of(replace(wait, hop=wait.hop + 1))
         if wait.hop == 0 or identity is None or task is None or not self.settings.can_defer:
             return None  # ROS's own delivery answers as it comes: each delivery of the request may be answered
+        if identity.service:
+            return None  # FC 2.0: fc2 cannot stop the receipt, which would answer again; twins may answer twice
         delay = int(min(MAX_DELAY, max(MIN_RECEIPT_SECONDS, self.settings.answer_bound + self.settings.ecs_call_bound)))
         following = replace(wait, hop=wait.hop + 1, due_at=clock.current().now() + delay)
         try:
