@@ -49,7 +49,7 @@ FUNCTION_DIR = ROOT / "function"
 sys.path[:0] = [str(ROOT), str(FUNCTION_DIR)]
 
 from emulator.cloud import LocalCloud  # noqa: E402
-from emulator.ecs import CopyPlan  # noqa: E402
+from emulator.progress import CopyPlan  # noqa: E402
 
 CU_PER_VCPU_SECOND = 1.0
 CU_PER_GB_SECOND = 0.15

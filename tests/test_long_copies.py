@@ -9,7 +9,7 @@ import pytest
 from conftest import DESTINATION, copies_in, properties, request_and_answer
 
 from emulator.cloud import TEMPLATE
-from emulator.ecs import CopyPlan
+from emulator.progress import CopyPlan
 from emulator.ros import load_template
 
 

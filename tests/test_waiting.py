@@ -26,7 +26,7 @@ from copyimage.waiting import (
     next_look,
 )
 
-from emulator.ecs import CopyPlan
+from emulator.progress import CopyPlan
 
 T0 = 1_000_000.0
 LIMIT = 43_200.0
