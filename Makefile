@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test smoke lint bench compare serve package pins clean
 
 demo: $(VENV)/.runtime-installed
-	$(BIN)/python -m emulator demo
+	$(BIN)/python -m deploy.demo
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m ruff check .
