@@ -7,10 +7,10 @@ flattened as ``Parameters.1.ParameterKey``. Booleans arrive as Python spells the
 Every region is served on the one endpoint; a stack lives in the region of its ``RegionId`` and is found only there.
 
 Each request is verified (``ACS3-HMAC-SHA256``, :mod:`emulator.signing`) first, as the ECS stand-in does. Stack
-operations only start here (:meth:`RosStandIn.begin_create` and its siblings schedule an actor on the virtual
+operations only start here (:meth:`StackEngine.begin_create` and its siblings schedule an actor on the virtual
 clock and return): the call answers at once, and whoever drives the clock (``clock.sleep``, ``run_until``) lets the
 operation run on. This code runs on an HTTP server thread that is no actor, so it never waits on the clock; it reads
-stacks under :attr:`RosStandIn.lock`, so a poll taken while an operation runs (realtime mode) is consistent.
+stacks under :attr:`StackEngine.lock`, so a poll taken while an operation runs (realtime mode) is consistent.
 
 Actions: CreateStack, GetStack, UpdateStack, DeleteStack, ListStackEvents, ListStackResources, GetStackResource.
 Error replies are JSON ``{"RequestId", "HostId", "Code", "Message", "Recommend"}``; the SDK raises
@@ -48,7 +48,9 @@ from typing import Any
 from emulator.credentials import CredentialStore
 from emulator.errors import ApiError
 from emulator.http import Reply, Request
-from emulator.ros import ParameterError, RosStandIn, Stack, StackStateError, TemplateError, parse_template
+from emulator.ros.models import ParameterError, Stack, StackStateError, TemplateError
+from emulator.ros.stacks import StackEngine
+from emulator.ros.templates import parse_template
 from emulator.rpc import Call, Params, RpcEnvelope
 
 API_VERSION = "2019-09-10"
@@ -128,9 +130,9 @@ class RosParams(Params):
 
 
 class RosApi:
-    """The API side of a :class:`RosStandIn`; the stand-in routes ``POST /`` here (``ros.api``)."""
+    """The API side of a ROS stand-in; the stand-in routes ``POST /`` here (``ros.api``)."""
 
-    def __init__(self, ros: RosStandIn, credentials: CredentialStore) -> None:
+    def __init__(self, ros: StackEngine, credentials: CredentialStore) -> None:
         self.ros = ros
         self.credentials = credentials
         self.rpc: RpcEnvelope[RosParams] = RpcEnvelope(
