@@ -37,6 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
+from copyimage.properties import STACK_TAG
 from copyimage.waiting import UNSEEN_LOOK_DELAYS
 
 from emulator.cloud import LocalCloud
@@ -291,12 +292,7 @@ def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, 
 
     # 3. nothing left after the stack's Delete or rollback (the provider finishes a delete even after ROS gave up)
     deletes = [r for r in requests if r["RequestType"] == "Delete"]
-    left = [
-        image
-        for region in ecs.regions
-        for image in ecs.images(region)
-        if image.tags.get("copyimage:stack-id") == stack.id
-    ]
+    left = [image for region in ecs.regions for image in ecs.images(region) if image.tags.get(STACK_TAG) == stack.id]
     if deletes and not {r["RequestId"] for r in deletes} <= lost:
         stats["invariant 3: stacks deleted or rolled back"] += 1
         if left:

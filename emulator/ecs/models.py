@@ -25,6 +25,8 @@ MAX_COPIES_IN_PROGRESS = 5  # CopyImage usage notes: five copy tasks per region;
 DEFAULT_IMAGE_QUOTA = 100  # custom images per region, for QuotaExceed.Image
 MAX_CLIENT_TOKEN_LENGTH = 64  # "How to ensure idempotence": ASCII, at most 64 characters
 DEFAULT_IMAGE_SIZE_GIB = 40
+# DescribeImages API reference, Status: every status an image can have (the default lists only Available).
+IMAGE_STATUSES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated")
 IN_PROGRESS = ("Creating", "Waiting")  # DescribeImages Status: a copy running, or waiting in a multi-task queue
 
 
