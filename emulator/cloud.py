@@ -25,7 +25,11 @@ def install_function_clock(clock: VirtualClock) -> Callable[[], None]:
     from copyimage import clock as function_clock
 
     previous = function_clock.install(clock)
-    return lambda: function_clock.install(previous)
+
+    def undo() -> None:
+        function_clock.install(previous)
+
+    return undo
 
 
 class LocalCloud:

@@ -49,18 +49,22 @@ class StackEngine(ResponseUrls):
         disable_rollback: bool = False,
     ) -> Stack:
         stack = self.begin_create(template, parameters, name, timeout_minutes, disable_rollback)
-        self.clock.run_task(stack.operation)
+        self._finish(stack)
         return stack
 
     def update_stack(self, stack: Stack, parameters: Mapping[str, object]) -> Stack:
         self.begin_update(stack, parameters)
-        self.clock.run_task(stack.operation)
+        self._finish(stack)
         return stack
 
     def delete_stack(self, stack: Stack) -> Stack:
         self.begin_delete(stack)
-        self.clock.run_task(stack.operation)
+        self._finish(stack)
         return stack
+
+    def _finish(self, stack: Stack) -> None:
+        assert stack.operation is not None
+        self.clock.run_task(stack.operation)
 
     # -- stack operations, started (the ROS API returns at once; the operation runs on) ----------------------
 
