@@ -37,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from copyimage.properties import STACK_TAG
+from copyimage.properties import STACK_TAG, WAITER_TAG
 from copyimage.waiting import UNSEEN_LOOK_DELAYS
 
 from emulator.cloud import LocalCloud
@@ -252,14 +252,31 @@ def _hop(payload: bytes) -> int:
     return int(_wait(payload).get("hop", 0))
 
 
-def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, stats: Counter[str]) -> list[str]:
-    ecs, fc, ros = cloud.ecs, cloud.fc, cloud.ros
-    problems: list[str] = []
-    requests = [r for r in ros.requests if r["StackId"] == stack.id]
+@dataclass
+class Outcome:
+    """What one schedule did, for the invariant checks."""
 
-    lost = {
+    cloud: LocalCloud
+    schedule: Schedule
+    stack: object
+    create: dict
+    answered: dict | None
+    answer_at: float | None
+    stats: Counter[str]
+    requests: list[dict] = field(default_factory=list)  # ROS's requests for the stack
+    lost: set[str | None] = field(default_factory=set)  # requests a synchronous run lost before the handler ran
+
+    @property
+    def deletes(self) -> list[dict]:
+        return [r for r in self.requests if r["RequestType"] == "Delete"]
+
+
+def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, stats: Counter[str]) -> list[str]:
+    outcome = Outcome(cloud, schedule, stack, create, answered, answer_at, stats)
+    outcome.requests = [r for r in cloud.ros.requests if r["StackId"] == stack.id]
+    outcome.lost = {
         _request_id(i.payload)
-        for i in fc.invocations
+        for i in cloud.fc.invocations
         if i.invocation_type == "Sync"
         and i.error
         and "before the handler ran" in i.error
@@ -267,77 +284,109 @@ def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, 
         and b'"Continuation"' not in i.payload
     }
     stats["requests lost by a synchronous run that crashed before the handler"] += len(
-        lost & {r["RequestId"] for r in requests}
+        outcome.lost & {r["RequestId"] for r in outcome.requests}
     )
+    return [problem for check in INVARIANTS for problem in check(outcome)]
 
-    # 1. every Create is answered before ROS's Timeout, when the copy fits in it
-    if create["RequestId"] in lost:
-        pass
-    elif schedule.fits:
-        stats["invariant 1: Creates due an answer"] += 1
-        if answered is None:
-            problems.append(f"1: the Create was not answered within its Timeout ({stack.status}: {stack.reason})")
-    else:
-        stats["invariant 1: Creates that outlast ROS's Timeout (no answer due)"] += 1
 
-    # 2. never two different answers for one request
-    for request in requests:
-        posted = [a for a in ros.answers if a.request_id == request["RequestId"] and a.json]
+def every_create_is_answered_before_ros_timeout(run: Outcome) -> list[str]:
+    """1. Every Create is answered before ROS's Timeout, when the copy fits in it."""
+    if run.create["RequestId"] in run.lost:
+        return []
+    if not run.schedule.fits:
+        run.stats["invariant 1: Creates that outlast ROS's Timeout (no answer due)"] += 1
+        return []
+    run.stats["invariant 1: Creates due an answer"] += 1
+    if run.answered is None:
+        stack = run.stack
+        return [f"1: the Create was not answered within its Timeout ({stack.status}: {stack.reason})"]
+    return []
+
+
+def no_request_gets_two_different_answers(run: Outcome) -> list[str]:
+    """2. Never two different answers for one request."""
+    problems = []
+    for request in run.requests:
+        posted = [a for a in run.cloud.ros.answers if a.request_id == request["RequestId"] and a.json]
         distinct = {json.dumps([a.json.get(k) for k in ("Status", "PhysicalResourceId", "Data")]) for a in posted}
-        stats["invariant 2: requests answered"] += 1 if posted else 0
+        run.stats["invariant 2: requests answered"] += 1 if posted else 0
         if len(distinct) > 1:
             problems.append(f"2: {request['RequestType']} got different answers: {sorted(distinct)}")
         final = [a for a in posted if a.http_status in (200, 403)]  # delivered (or refused as closed)
-        stats["invariant 2: identical duplicate answers"] += max(0, len(final) - 1)
+        run.stats["invariant 2: identical duplicate answers"] += max(0, len(final) - 1)
+    return problems
 
-    # 3. nothing left after the stack's Delete or rollback (the provider finishes a delete even after ROS gave up)
-    deletes = [r for r in requests if r["RequestType"] == "Delete"]
+
+def nothing_is_left_after_the_stacks_delete_or_rollback(run: Outcome) -> list[str]:
+    """3. Nothing left after the stack's Delete or rollback (the provider finishes a delete even after ROS gave up)."""
+    problems = []
+    ecs, stack = run.cloud.ecs, run.stack
     left = [image for region in ecs.regions for image in ecs.images(region) if image.tags.get(STACK_TAG) == stack.id]
-    if deletes and not {r["RequestId"] for r in deletes} <= lost:
-        stats["invariant 3: stacks deleted or rolled back"] += 1
+    if run.deletes and not {r["RequestId"] for r in run.deletes} <= run.lost:
+        run.stats["invariant 3: stacks deleted or rolled back"] += 1
         if left:
-            problems.append(
-                f"3: {stack.status} left {[(i.image_id, i.status, i.tags.get('copyimage:waiter')) for i in left]}"
-            )
-    if stack.status.endswith("FAILED") and schedule.fits and not lost:
+            problems.append(f"3: {stack.status} left {[(i.image_id, i.status, i.tags.get(WAITER_TAG)) for i in left]}")
+    if stack.status.endswith("FAILED") and run.schedule.fits and not run.lost:
         problems.append(f"3: the stack ended {stack.status}: {stack.reason}")
+    return problems
 
-    # 4. a copy answered SUCCESS is removed only by the stack's Delete
-    if answered is not None and answered.get("Status") == "SUCCESS":
-        image_id = answered["PhysicalResourceId"]
-        first_delete = min((ros.pending(r["RequestId"]).sent_at for r in deletes), default=None)
-        removals = [
-            call
-            for call in ecs.calls
-            if call.action in ("DeleteImage", "CancelCopyImage")
-            and call.status == 200
-            and call.params.get("ImageId") == image_id
-        ]
-        stats["invariant 4: copies answered SUCCESS"] += 1
-        early = [call.at for call in removals if first_delete is None or call.at < first_delete]
-        if early:
-            problems.append(f"4: {image_id} answered at {answer_at} was removed at {early} before any Delete")
-        if first_delete is None and ecs.image(image_id) is None:
-            problems.append(f"4: {image_id} answered SUCCESS is gone, yet the stack was never deleted")
 
-    # 5. duplicates die out
-    runs = [i for i in fc.invocations if _request_id(i.payload) == create["RequestId"]]
+def a_successful_copy_is_removed_only_by_the_stacks_delete(run: Outcome) -> list[str]:
+    """4. A copy answered SUCCESS is removed only by the stack's Delete."""
+    if run.answered is None or run.answered.get("Status") != "SUCCESS":
+        return []
+    problems = []
+    ecs, ros = run.cloud.ecs, run.cloud.ros
+    image_id = run.answered["PhysicalResourceId"]
+    first_delete = min((ros.pending(r["RequestId"]).sent_at for r in run.deletes), default=None)
+    removals = [
+        call
+        for call in ecs.calls
+        if call.action in ("DeleteImage", "CancelCopyImage")
+        and call.status == 200
+        and call.params.get("ImageId") == image_id
+    ]
+    run.stats["invariant 4: copies answered SUCCESS"] += 1
+    early = [call.at for call in removals if first_delete is None or call.at < first_delete]
+    if early:
+        problems.append(f"4: {image_id} answered at {run.answer_at} was removed at {early} before any Delete")
+    if first_delete is None and ecs.image(image_id) is None:
+        problems.append(f"4: {image_id} answered SUCCESS is gone, yet the stack was never deleted")
+    return problems
+
+
+def extra_deliveries_die_out(run: Outcome) -> list[str]:
+    """5. Duplicates die out: an extra delivery costs a bounded number of extra invocations."""
+    runs = [i for i in run.cloud.fc.invocations if _request_id(i.payload) == run.create["RequestId"]]
     extras = [i for i in runs if i.delivery != "first"]
     extra_deliveries = len(extras)
     hops = {_hop(i.payload) for i in runs}
     extra_runs = len(runs) - len(hops)
     blind = len({_hop(i.payload) for i in runs if _wait(i.payload).get("retries", 0)})  # handed over without a look
-    stats["invariant 5: extra deliveries of a Create's events"] += extra_deliveries
-    stats["invariant 5: extra invocations they caused"] += extra_runs
-    if schedule.tags_reliable:
+    run.stats["invariant 5: extra deliveries of a Create's events"] += extra_deliveries
+    run.stats["invariant 5: extra invocations they caused"] += extra_runs
+    if run.schedule.tags_reliable:
         allowed = sum(EXTRA_PER_DELIVERY + (0 if _hop(i.payload) else UNSEEN_LOOKS) + blind for i in extras)
     else:
         allowed = (len(hops) + 1) * extra_deliveries
-    if extra_runs > allowed:
-        problems.append(f"5: {extra_deliveries} extra deliveries cost {extra_runs} extra invocations (bound {allowed})")
-    if schedule.tags_reliable and extra_deliveries and not blind:
+    if run.schedule.tags_reliable and extra_deliveries and not blind:
         worst = "invariant 5: most extra invocations per extra delivery, x100 (max)"
-        stats[worst] = max(stats[worst], 100 * extra_runs // extra_deliveries)
-    if ros.violations:
-        problems.append(f"protocol: {ros.violations}")
-    return problems
+        run.stats[worst] = max(run.stats[worst], 100 * extra_runs // extra_deliveries)
+    if extra_runs > allowed:
+        return [f"5: {extra_deliveries} extra deliveries cost {extra_runs} extra invocations (bound {allowed})"]
+    return []
+
+
+def every_answer_keeps_ros_protocol(run: Outcome) -> list[str]:
+    """Every answer is one ROS takes (the stand-in's documented checks)."""
+    return [f"protocol: {run.cloud.ros.violations}"] if run.cloud.ros.violations else []
+
+
+INVARIANTS = (
+    every_create_is_answered_before_ros_timeout,
+    no_request_gets_two_different_answers,
+    nothing_is_left_after_the_stacks_delete_or_rollback,
+    a_successful_copy_is_removed_only_by_the_stacks_delete,
+    extra_deliveries_die_out,
+    every_answer_keeps_ros_protocol,
+)
