@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test smoke lint bench compare serve package pins clean
 
 demo: $(VENV)/.runtime-installed
-	$(BIN)/python -m emulator demo
+	$(BIN)/python -m deploy.demo
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m ruff check .
@@ -24,12 +24,12 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/python -m mypy
 
 bench: $(VENV)/.runtime-installed
-	$(BIN)/python bench/long_copy.py --minutes 60
+	$(BIN)/python -m bench.long_copy --minutes 60
 
 # Every strategy side by side, with the chart (about 20 minutes; add ARGS=--quick for a 2-minute run).
 compare: $(VENV)/.dev-installed
 	$(BIN)/python -m pip install -q -r bench/requirements.txt
-	$(BIN)/python bench/compare.py --chart docs/compare.png --tradeoff --check $(ARGS)
+	$(BIN)/python -m bench.compare --chart docs/compare.png --tradeoff --check $(ARGS)
 
 serve: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator serve

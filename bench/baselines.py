@@ -80,7 +80,7 @@ class _Run:
         identity = self.settings.function
         if identity is None:
             raise RuntimeError("a baseline that polls in later invocations must run on Function Compute")
-        payload = {POLL_KEY: {"Request": dict(self.ros_event), "ImageId": self.image_id}}
+        payload: dict[str, object] = {POLL_KEY: {"Request": dict(self.ros_event), "ImageId": self.image_id}}
         invoke_later(identity, payload, seconds, self.credentials, self.settings)
 
 

@@ -22,7 +22,7 @@ Billing model (FC 3.0, the configured ``--cpu`` and ``--memory``; docs/conforman
 - Detection: from the copy becoming Available in ECS to the answer arriving at ROS, plus the answering
   invocation's CPU time (which virtual time does not contain).
 
-Run from the repository root: ``.venv/bin/python bench/compare.py`` (``--quick`` for CI). The chart needs
+Run from the repository root: ``.venv/bin/python -m bench.compare`` (``--quick`` for CI). The chart needs
 matplotlib (bench/requirements.txt). The last line printed is a JSON object with every figure.
 """
 
@@ -43,19 +43,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.figures import (
+    ColdFigures,
+    Figures,
+    ModelFigures,
+    Outcome,
+    Results,
+    Tradeoff,
+    check_targets,
+    summarise,
+)
+from bench.report import STRATEGIES, chart, print_cold_start, print_table, print_tradeoff
+from emulator.cloud import LocalCloud
+from emulator.progress import CopyPlan
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 FUNCTION_DIR = ROOT / "function"
-sys.path[:0] = [str(ROOT), str(FUNCTION_DIR)]
-
-from emulator.cloud import LocalCloud  # noqa: E402
-from emulator.ecs import CopyPlan  # noqa: E402
 
 CU_PER_VCPU_SECOND = 1.0
 CU_PER_GB_SECOND = 0.15
 CU_PER_INVOCATION = 75 / 10_000
-CNY_PER_CU = 0.00011  # tier 1, list price
-STRATEGIES = ("provider", "sleep60", "poll5", "fixed300")
 HANDLERS = {
     "provider": (FUNCTION_DIR, "index.handler", "index"),
     "sleep60": (BENCH_DIR, "baselines.sleep60", "baselines"),
@@ -96,20 +104,6 @@ def deployed_model(keep_alive: float = 60.0, network_ms: float = 100.0) -> Model
 class ColdStart:
     import_cpu: float  # seconds of CPU to import the handler in a fresh process
     first_use_cpu: float  # the extra CPU of the first invocation in a fresh process (SDK clients, lazy imports)
-
-
-@dataclass
-class Outcome:
-    """One strategy on one copy."""
-
-    copy_seconds: float
-    invocations: int
-    cold_starts: int
-    describe_calls: int
-    billed_seconds: float
-    cu: float  # the issue's model: active time and invocations; the time between invocations costs nothing
-    kept_cu: float  # on top: the memory of instances kept after their last request (FC's 1-minute release)
-    detection_seconds: float | None  # None: never answered (the function was stopped at its timeout)
 
 
 # --- cold starts, measured in fresh processes -------------------------------------------------------------------
@@ -196,13 +190,13 @@ def cold_start(strategy: str, repeat: int = 3) -> ColdStart:
 # --- running the strategies --------------------------------------------------------------------------------------
 
 
-def strategy_cloud(strategy: str, model: Model) -> LocalCloud:
-    """A local cloud whose function is ``strategy`` (start it with ``with``)."""
+def strategy_cloud(strategy: str, model: Model, settings: dict[str, str] | None = None) -> LocalCloud:
+    """A local cloud whose function is ``strategy`` with ``settings`` in its environment (start it with ``with``)."""
     directory, handler, _ = HANDLERS[strategy]
-    return LocalCloud(code_dir=directory, handler=handler, function_timeout=model.timeout)
+    return LocalCloud(code_dir=directory, handler=handler, function_timeout=model.timeout, environment=settings)
 
 
-def run_copy(cloud: LocalCloud) -> tuple[dict, float]:
+def run_copy(cloud: LocalCloud) -> tuple[dict[str, object], float]:
     """One Create on the running cloud, to the end; returns ROS's request and when ROS took the answer (or inf)."""
     source = cloud.seed_image("bench-source")
     request = cloud.ros.new_request("Create", {"ImageId": source.image_id, "DestinationRegionId": DESTINATION})
@@ -256,189 +250,23 @@ def measure(cloud: LocalCloud, strategy: str, minutes: float, seed: int, model: 
 
 
 TRADEOFF_PRECISIONS = (3.0, 5.0, 8.0, 12.0, 20.0)
+PRECISION_SETTING = "COPYIMAGE_PRECISION_SECONDS"
+CHOSEN_PRECISION = 8.0  # the function's default, copyimage.waiting.PRECISION_SECONDS
 
 
-def tradeoff(cloud: LocalCloud, minutes: float, seeds: int, model: Model, cold: ColdStart) -> dict:
+def tradeoff(minutes: float, seeds: int, model: Model, cold: ColdStart) -> Tradeoff:
     """Fewer looks against faster detection: the provider's figures at other settings of the estimator's
-    precision (waiting.PRECISION_SECONDS, read by the handler running in this process)."""
-    from copyimage import waiting
-
-    chosen, points = waiting.PRECISION_SECONDS, {}
-    try:
-        for precision in TRADEOFF_PRECISIONS:
-            waiting.PRECISION_SECONDS = precision
+    precision, each set as a deployment would set it (COPYIMAGE_PRECISION_SECONDS, read into Settings)."""
+    points: dict[str, Figures] = {}
+    for precision in TRADEOFF_PRECISIONS:
+        with strategy_cloud("provider", model, {PRECISION_SETTING: f"{precision:g}"}) as cloud:
             figures = summarise([measure(cloud, "provider", minutes, seed, model, cold) for seed in range(seeds)])
-            points[f"{precision:g}"] = figures
-    finally:
-        waiting.PRECISION_SECONDS = chosen
-    return {"minutes": minutes, "chosen": chosen, "points": points}
+        points[f"{precision:g}"] = figures
+    return Tradeoff(minutes, CHOSEN_PRECISION, points)
 
 
-def p90(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
-
-
-def summarise(outcomes: list[Outcome]) -> dict:
-    detections = [o.detection_seconds for o in outcomes if o.detection_seconds is not None]
-    billed = statistics.mean(o.billed_seconds for o in outcomes)
-    cu = statistics.mean(o.cu for o in outcomes)
-    kept = statistics.mean(o.kept_cu for o in outcomes)
-    fractions = [o.billed_seconds / o.copy_seconds for o in outcomes]
-    failed = sum(o.detection_seconds is None for o in outcomes)
-    return {
-        "runs": len(outcomes),
-        "failed": failed > 0,  # some copy was never answered (the function was stopped at its timeout)
-        "failed_runs": failed,
-        "invocations": round(statistics.mean(o.invocations for o in outcomes), 1),
-        "cold_starts": round(statistics.mean(o.cold_starts for o in outcomes), 1),
-        "describe_calls": round(statistics.mean(o.describe_calls for o in outcomes), 1),
-        "describe_calls_max": max(o.describe_calls for o in outcomes),
-        "billed_seconds": round(billed, 1),
-        "billed_seconds_max": round(max(o.billed_seconds for o in outcomes), 1),
-        "billed_fraction": round(statistics.mean(fractions), 5),
-        "billed_fraction_max": round(max(fractions), 5),
-        "cu": round(cu, 2),
-        "cost_cny": round(cu * CNY_PER_CU, 6),
-        "kept_cu": round(kept, 2),
-        "cost_cny_with_retention": round((cu + kept) * CNY_PER_CU, 6),
-        "detection_p90_seconds": round(p90(detections), 1) if detections else None,
-        "detection_max_seconds": round(max(detections), 1) if detections else None,
-    }
-
-
-# --- report -----------------------------------------------------------------------------------------------------
-
-
-def check_targets(results: dict, lengths: Sequence[float]) -> list[str]:
-    """The issue's figures for this provider; returns the ones missed."""
-    missed = []
-    provider, poll5 = results["provider"], results.get("poll5", {})
-    for minutes in lengths:
-        key = f"{minutes:g}"
-        figures = provider[key]
-        detection = figures["detection_p90_seconds"]
-        if minutes >= 60:
-            if figures["billed_fraction_max"] > 0.01:
-                missed.append(f"{key} min: billed {100 * figures['billed_fraction_max']:.2f}% > 1%")
-            if detection is None or detection > 10:
-                missed.append(f"{key} min: detection p90 {detection} s > 10 s")
-            most = 30 if minutes <= 60 else 60
-            if figures["describe_calls_max"] > most:
-                missed.append(f"{key} min: {figures['describe_calls_max']} DescribeImages > {most}")
-            if key in poll5:
-                if poll5[key]["cu"] < 10 * figures["cu"]:
-                    missed.append(f"{key} min: only {poll5[key]['cu'] / figures['cu']:.1f} times cheaper than poll5")
-                if detection is not None and detection > (poll5[key]["detection_p90_seconds"] or 0) + 5:
-                    missed.append(f"{key} min: detection more than 5 s later than poll5's")
-        elif minutes <= 5:
-            if figures["detection_max_seconds"] is None or figures["detection_max_seconds"] > 10:
-                missed.append(f"{key} min: detection {figures['detection_max_seconds']} s > 10 s")
-            if figures["billed_seconds_max"] > 30:
-                missed.append(f"{key} min: billed {figures['billed_seconds_max']} s > 30 s")
-    if results["import_ratio"] > 1.1:
-        missed.append(f"handler import {results['import_ratio']:.2f} times the ECS SDK's > 1.1")
-    return missed
-
-
-def print_table(results: dict, lengths: Sequence[float]) -> None:
-    header = (
-        f"{'strategy':<10}{'runs':>5}{'invoc.':>8}{'cold':>6}{'Describe':>9}{'billed s':>10}{'billed %':>9}"
-        f"{'CNY':>10}{'+kept CNY':>10}{'detect p90':>11}{'failed':>7}"
-    )
-    for minutes in lengths:
-        key = f"{minutes:g}"
-        print(f"\ncopy of {key} min")
-        print(header)
-        for strategy in STRATEGIES:
-            f = results.get(strategy, {}).get(key)
-            if f is None:
-                continue
-            detect = "-" if f["detection_p90_seconds"] is None else f"{f['detection_p90_seconds']:.1f}"
-            print(
-                f"{strategy:<10}{f['runs']:>5}{f['invocations']:>8.1f}{f['cold_starts']:>6.1f}"
-                f"{f['describe_calls']:>9.1f}{f['billed_seconds']:>10.1f}{100 * f['billed_fraction']:>8.2f}%"
-                f"{f['cost_cny']:>10.5f}{f['cost_cny_with_retention']:>10.5f}{detect:>11}{f['failed_runs']:>7}"
-            )
-
-
-def chart(results: dict, lengths: Sequence[float], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install -r bench/requirements.txt): no chart")
-        return False
-    panels = 3 if "tradeoff" in results else 2
-    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.4))
-    cost_axis, detect_axis = axes[0], axes[1]
-    for strategy in STRATEGIES:
-        figures = results.get(strategy)
-        if not figures:
-            continue
-        xs = [m for m in lengths if f"{m:g}" in figures]
-        failed = sum(figures[f"{m:g}"]["failed_runs"] for m in xs)
-        runs = sum(figures[f"{m:g}"]["runs"] for m in xs)
-        label = strategy if not failed else f"{strategy}: {failed} of {runs} never answered"
-        (line,) = cost_axis.plot(xs, [figures[f"{m:g}"]["cost_cny"] for m in xs], marker="o", label=label)
-        kept = [figures[f"{m:g}"]["cost_cny_with_retention"] for m in xs]
-        cost_axis.plot(xs, kept, linestyle="--", linewidth=0.8, color=line.get_color())
-        points = [(m, figures[f"{m:g}"]["detection_p90_seconds"]) for m in xs]
-        detect_axis.plot(
-            [m for m, d in points if d is not None],
-            [d for _, d in points if d is not None],
-            marker="o",
-            label=label,
-            color=line.get_color(),
-        )
-    cost_axis.set(
-        xscale="log",
-        yscale="log",
-        xlabel="copy (minutes)",
-        ylabel="CNY per copy",
-        title="Cost on FC 3.0, list price (dashed: + 1-min instance retention)",
-    )
-    detect_axis.set(
-        xscale="log", yscale="log", xlabel="copy (minutes)", ylabel="seconds (p90)", title="Copy Available -> ROS"
-    )
-    for axis in (cost_axis, detect_axis):
-        axis.set_xticks(list(lengths), [f"{m:g}" for m in lengths])
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend()
-    if "tradeoff" in results:
-        trade = results["tradeoff"]
-        axis = axes[2]
-        points = [(float(p), f) for p, f in trade["points"].items()]
-        xs = [f["describe_calls_max"] for _, f in points]
-        ys = [f["detection_p90_seconds"] for _, f in points]
-        axis.plot(xs, ys, marker="o", color="tab:blue")
-        for (precision, _), x, y in zip(points, xs, ys, strict=True):
-            label = f"{precision:g} s" + (" (chosen)" if precision == trade["chosen"] else "")
-            axis.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5))
-        axis.axvline(60, color="grey", linestyle=":", linewidth=1)
-        axis.axhline(10, color="grey", linestyle=":", linewidth=1)
-        axis.set(
-            xlabel="DescribeImages calls (most of 20 copies)",
-            ylabel="detection p90 (s)",
-            title=f"Provider, {trade['minutes']:g}-min copies: estimator precision",
-        )
-        axis.grid(True, alpha=0.3)
-    model = results["model"]
-    figure.suptitle(
-        f"{model['vcpu']:g} vCPU, {model['memory_mb']} MB, keep-alive {model['keep_alive']:g} s, "
-        f"{model['network_ms']:g} ms per request; sleep60 is stopped at a {model['timeout']:g} s timeout"
-    )
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    print(f"chart: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-    return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 60, 240, 720])
     parser.add_argument("--seeds", type=int, default=20, help="copies per length for the provider")
     parser.add_argument("--baseline-seeds", type=int, default=5, help="copies per length for each baseline")
@@ -456,70 +284,55 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes, args.seeds, args.baseline_seeds = [5, 60], 5, 1
+    return args
+
+
+def cold_figures(strategies: Sequence[str]) -> tuple[ColdFigures, dict[str, ColdStart]]:
+    """The handler's import against the ECS SDK's, and each strategy's cold start."""
+    # The package ships its bytecode (make package, s build): measure with it, whatever PYTHONDONTWRITEBYTECODE says.
+    compileall.compile_dir(str(FUNCTION_DIR), quiet=1)
+    handler_cpu, sdk_cpu, handler_rss = import_costs()
+    colds = {strategy: cold_start(strategy) for strategy in strategies}
+    figures = ColdFigures(
+        handler_import_cpu_seconds=round(handler_cpu, 3),
+        ecs_sdk_import_cpu_seconds=round(sdk_cpu, 3),
+        import_ratio=round(handler_cpu / sdk_cpu, 3),
+        largest_imports=[(name, round(s, 3)) for name, s in largest_imports("index", [FUNCTION_DIR])],
+        handler_import_peak_rss_mb=round(handler_rss, 1),
+        first_use_cpu_seconds={s: round(c.first_use_cpu, 3) for s, c in colds.items()},
+    )
+    return figures, colds
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     logging.basicConfig(level=logging.WARNING)
     model = Model(args.cpu, args.memory, args.keep_alive, args.network_ms / 1000, args.timeout)
     started = time.monotonic()
-
-    # The package ships its bytecode (make package, s build): measure with it, whatever PYTHONDONTWRITEBYTECODE says.
-    compileall.compile_dir(str(FUNCTION_DIR), quiet=1)
-    handler_cpu, sdk_cpu, handler_rss = import_costs()
-    colds = {strategy: cold_start(strategy) for strategy in args.strategies}
-    results: dict = {
-        "model": {
-            "vcpu": model.vcpu,
-            "memory_mb": model.memory_mb,
-            "keep_alive": model.keep_alive,
-            "network_ms": args.network_ms,
-            "timeout": model.timeout,
-            "cny_per_cu": CNY_PER_CU,
-        },
-        "cold_start": {
-            "handler_import_cpu_seconds": round(handler_cpu, 3),
-            "ecs_sdk_import_cpu_seconds": round(sdk_cpu, 3),
-            "import_ratio": round(handler_cpu / sdk_cpu, 3),
-            "largest_imports": [(name, round(s, 3)) for name, s in largest_imports("index", [FUNCTION_DIR])],
-            "handler_import_peak_rss_mb": round(handler_rss, 1),
-            "first_use_cpu_seconds": {s: round(c.first_use_cpu, 3) for s, c in colds.items()},
-        },
-    }
+    cold, colds = cold_figures(args.strategies)
+    model_figures = ModelFigures(model.vcpu, model.memory_mb, model.keep_alive, args.network_ms, model.timeout)
+    results = Results(model_figures, cold)
     for strategy in args.strategies:
         seeds = args.seeds if strategy == "provider" else args.baseline_seeds
-        results[strategy] = {}
+        results.strategies[strategy] = {}
         with strategy_cloud(strategy, model) as cloud:
             for minutes in args.minutes:
                 outcomes = [measure(cloud, strategy, minutes, seed, model, colds[strategy]) for seed in range(seeds)]
-                results[strategy][f"{minutes:g}"] = summarise(outcomes)
-            if strategy == "provider" and args.tradeoff:
-                results["tradeoff"] = tradeoff(cloud, max(args.minutes), args.seeds, model, colds[strategy])
-    results["import_ratio"] = results["cold_start"]["import_ratio"]
-    results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+                results.strategies[strategy][f"{minutes:g}"] = summarise(outcomes)
+        if strategy == "provider" and args.tradeoff:
+            results.tradeoff = tradeoff(max(args.minutes), args.seeds, model, colds[strategy])
+    results.elapsed_seconds = round(time.monotonic() - started, 1)
 
-    cold = results["cold_start"]
-    print(
-        f"cold start: handler import {cold['handler_import_cpu_seconds']} CPU-s, ECS SDK alone "
-        f"{cold['ecs_sdk_import_cpu_seconds']} (ratio {cold['import_ratio']}), peak RSS "
-        f"{cold['handler_import_peak_rss_mb']} MB; first use adds {cold['first_use_cpu_seconds']}"
-    )
-    print("largest imports:", ", ".join(f"{name} {s:.3f} s" for name, s in cold["largest_imports"]))
+    print_cold_start(results)
     print_table(results, args.minutes)
-    if "tradeoff" in results:
-        trade = results["tradeoff"]
-        print(
-            f"\nprovider at other estimator precisions, {trade['minutes']:g}-minute copies "
-            f"(chosen {trade['chosen']:g} s):"
-        )
-        for precision, f in trade["points"].items():
-            print(
-                f"  {precision:>4} s: DescribeImages mean {f['describe_calls']:.1f}, most {f['describe_calls_max']}; "
-                f"detection p90 {f['detection_p90_seconds']} s; {f['invocations']:.1f} invocations; "
-                f"CNY {f['cost_cny']:.5f}"
-            )
+    if results.tradeoff is not None:
+        print_tradeoff(results.tradeoff)
     if args.chart is not None:
-        chart(results, args.minutes, args.chart)
-    missed = check_targets(results, args.minutes) if "provider" in results else []
+        chart(results, args.minutes, args.chart, ROOT)
+    missed = check_targets(results, args.minutes) if "provider" in results.strategies else []
     print("\ntargets:", "all met" if not missed else "MISSED: " + "; ".join(missed))
-    print(json.dumps(results))
+    print(json.dumps(results.to_json()))
     return 1 if missed and args.check else 0
 
 

@@ -15,7 +15,7 @@ every network call it makes runs into its timeout (``create_invocation_bound_sec
 timeout must cover. s.yaml's memorySize follows from its cpu (FC 3.0's vCPU-to-memory ratio, bench/compare.py);
 ``memory_needed_mb`` is the floor this measurement sets.
 
-Run from the repository root: ``.venv/bin/python bench/footprint.py``. The last line printed is a JSON object.
+Run from the repository root: ``.venv/bin/python -m bench.footprint``. The last line printed is a JSON object.
 """
 
 from __future__ import annotations
@@ -30,12 +30,45 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTION_DIR = ROOT / "function"
 FC3_MIN_MEMORY_MB = 128  # the fc3 props schema: memorySize minimum 128, multipleOf 64
 FC3_MEMORY_STEP_MB = 64
 MEMORY_HEADROOM = 2.0  # memorySize at least twice the measured peak
+
+
+class ImportFigures(TypedDict):
+    bare_interpreter_rss_mb: float
+    import_seconds: float
+    peak_rss_mb: float
+
+
+class BoundFigures(TypedDict):
+    inline_wait_seconds: float
+    deadline_margin_seconds: float
+    ecs_call_worst_seconds: float
+    answer_delivery_worst_seconds: float
+    create_invocation_bound_seconds: float
+
+
+class AloneFigures(ImportFigures, BoundFigures):
+    """The "import" child's figures."""
+
+
+class CreateFigures(TypedDict):
+    """The "create" child's figures."""
+
+    copy_seconds: float
+    emulator_rss_mb: float
+    import_seconds: float
+    peak_rss_mb: float
+    invocations: int
+    invocation_seconds: list[float]
+    worst_invocation_seconds: float
+    end_to_end_wall_seconds: float
+    invocation_errors: list[str]
 
 
 def peak_rss_mb() -> float:
@@ -55,7 +88,7 @@ def import_index() -> float:
 # --- the two measurements, each in its own process -------------------------------------------------------
 
 
-def measure_import() -> dict:
+def measure_import() -> ImportFigures:
     bare = peak_rss_mb()
     seconds = import_index()
     return {
@@ -65,9 +98,8 @@ def measure_import() -> dict:
     }
 
 
-def measure_create(copy_seconds: float) -> dict:
+def measure_create(copy_seconds: float) -> CreateFigures:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the function's logs go to stdout
-    sys.path.insert(0, str(ROOT))
     from emulator.cloud import LocalCloud
 
     emulator_rss = peak_rss_mb()
@@ -91,7 +123,9 @@ def measure_create(copy_seconds: float) -> dict:
         end_to_end = time.perf_counter() - began
         cloud.fc.wait_idle()
         runs = [run for run in cloud.fc.invocations if run.finished_at is not None]
-        durations = [run.finished_at - run.started_at for run in runs]  # virtual: seconds on Function Compute
+        durations = [
+            (run.finished_at or run.started_at) - run.started_at for run in runs
+        ]  # virtual: seconds on Function Compute
         errors = [run.error for run in runs if run.error]
     if not answer or answer.get("Status") != "SUCCESS":
         raise SystemExit(f"the Create did not succeed: {answer!r}; invocation errors: {errors}")
@@ -108,7 +142,7 @@ def measure_create(copy_seconds: float) -> dict:
     }
 
 
-def create_invocation_bound() -> dict:
+def create_invocation_bound() -> BoundFigures:
     """Longest one Create invocation can run when every network call runs into its timeout, from the settings."""
     sys.path.insert(0, str(FUNCTION_DIR))
     from copyimage.config import Settings
@@ -119,7 +153,7 @@ def create_invocation_bound() -> dict:
 
     def call(attempts: int) -> float:  # every try times out, every pause is the longest the backoff allows
         pauses = sum(min(cap, base * 2 ** (n - 1)) for n in range(1, attempts))
-        return attempts * settings.http_timeout_seconds + pauses
+        return float(attempts * settings.http_timeout_seconds + pauses)
 
     ecs = call(settings.ecs_attempts)
     answer = call(settings.response_attempts)
@@ -139,9 +173,9 @@ def create_invocation_bound() -> dict:
 # --- the parent: run the children, combine, recommend ---------------------------------------------------------
 
 
-def run_child(*args: str, timeout: float) -> dict:
+def run_child(*args: str, timeout: float) -> object:
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+        [sys.executable, "-m", "bench.footprint", "--child", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -151,7 +185,8 @@ def run_child(*args: str, timeout: float) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"measurement {args[0]} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return json.loads(lines[-1])
+    parsed: object = json.loads(lines[-1])
+    return parsed
 
 
 def memory_size_for(peak_mb: float) -> int:
@@ -174,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         kind = args.child[0]
         if kind == "import":
-            figures = {**measure_import(), **create_invocation_bound()}
+            figures: object = {**measure_import(), **create_invocation_bound()}
         elif kind == "create":
             figures = measure_create(float(args.child[1]))
         else:
@@ -182,15 +217,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures))
         return 0
 
-    alone = run_child("import", timeout=120)
-    creates = [run_child("create", str(seconds), timeout=600) for seconds in (args.copy_seconds or [30.0, 3600.0])]
+    alone = cast(AloneFigures, run_child("import", timeout=120))
+    lengths = args.copy_seconds or [30.0, 3600.0]
+    creates = [cast(CreateFigures, run_child("create", str(seconds), timeout=600)) for seconds in lengths]
     create_peak = max(create["peak_rss_mb"] for create in creates)
     # The function's own peak: importing it alone, plus what running a Create added on top of the imports in the
     # process it shared with the stand-ins.
     import_growth = alone["peak_rss_mb"] - alone["bare_interpreter_rss_mb"]
     run_growth = max(max(0.0, c["peak_rss_mb"] - c["emulator_rss_mb"] - import_growth) for c in creates)
     worst = max(creates, key=lambda c: c["worst_invocation_seconds"])
-    result = {
+    result: dict[str, object] = {
         "import_only_peak_rss_mb": alone["peak_rss_mb"],
         "bare_interpreter_rss_mb": alone["bare_interpreter_rss_mb"],
         "create_process_peak_rss_mb": create_peak,

@@ -17,9 +17,7 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dataclasses import asdict, dataclass
 
 from emulator.cloud import LocalCloud
 
@@ -30,7 +28,20 @@ def detection_target(copy_seconds: float) -> float:
     return max(30.0, 0.02 * copy_seconds)
 
 
-def run(minutes: float) -> dict:
+@dataclass(frozen=True)
+class LongCopy:
+    """One copy's figures."""
+
+    copy_seconds: float
+    invocations: int
+    billed_seconds: float
+    billed_fraction: float
+    detection_seconds: float
+    describe_calls: int
+    violations: list[str]
+
+
+def run(minutes: float) -> LongCopy:
     copy_seconds = minutes * 60
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     with LocalCloud(copy_seconds=copy_seconds) as cloud:
@@ -44,51 +55,54 @@ def run(minutes: float) -> dict:
         if stack.status != "CREATE_COMPLETE":
             raise SystemExit(f"the stack failed: {stack.status}: {stack.reason}")
         image = cloud.ecs.image(stack.outputs["ImageId"])
-        available_at = image.available_at
+        available_at = image.available_at if image is not None else None
+        if available_at is None:
+            raise SystemExit(f"the copy {stack.outputs['ImageId']} did not end Available")
         success = next(a for a in cloud.ros.answers if a.accepted and a.json.get("Status") == "SUCCESS")
         create_invocations = list(cloud.fc.invocations)
         describe_calls = len(cloud.ecs.calls_to("DescribeImages"))
         violations = list(cloud.ros.violations)
         cloud.ros.delete_stack(stack)
     billed = sum(i.billed_seconds + i.cpu_seconds for i in create_invocations)
-    return {
-        "copy_seconds": copy_seconds,
-        "invocations": len(create_invocations),
-        "billed_seconds": round(billed, 1),
-        "billed_fraction": round(billed / copy_seconds, 4),
-        "detection_seconds": round(success.at - available_at, 1),
-        "describe_calls": describe_calls,
-        "violations": violations,
-    }
+    return LongCopy(
+        copy_seconds=copy_seconds,
+        invocations=len(create_invocations),
+        billed_seconds=round(billed, 1),
+        billed_fraction=round(billed / copy_seconds, 4),
+        detection_seconds=round(success.at - available_at, 1),
+        describe_calls=describe_calls,
+        violations=violations,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.long_copy", description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=60.0, help="how long the copy takes (virtual minutes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     figures = run(args.minutes)
-    copy_seconds = figures["copy_seconds"]
+    copy_seconds = figures.copy_seconds
     checks = {
-        "billed_fraction": figures["billed_fraction"] <= TARGETS["billed_fraction"],
-        "detection_seconds": figures["detection_seconds"] <= detection_target(copy_seconds),
-        "describe_calls": figures["describe_calls"] <= TARGETS["describe_calls"],
+        "billed_fraction": figures.billed_fraction <= TARGETS["billed_fraction"],
+        "detection_seconds": figures.detection_seconds <= detection_target(copy_seconds),
+        "describe_calls": figures.describe_calls <= TARGETS["describe_calls"],
     }
-    print(f"copy of {copy_seconds / 60:.0f} min: {figures['invocations']} invocations")
+    print(f"copy of {copy_seconds / 60:.0f} min: {figures.invocations} invocations")
     print(
-        f"billed time      {figures['billed_seconds']:8.1f} s = {100 * figures['billed_fraction']:.2f}% "
+        f"billed time      {figures.billed_seconds:8.1f} s = {100 * figures.billed_fraction:.2f}% "
         f"of the copy (target <= 3%)  {'ok' if checks['billed_fraction'] else 'MISSED'}"
     )
     print(
-        f"detection        {figures['detection_seconds']:8.1f} s (target <= {detection_target(copy_seconds):.0f} s)"
+        f"detection        {figures.detection_seconds:8.1f} s (target <= {detection_target(copy_seconds):.0f} s)"
         f"  {'ok' if checks['detection_seconds'] else 'MISSED'}"
     )
     verdict = "ok" if checks["describe_calls"] else "MISSED"
-    print(f"DescribeImages   {figures['describe_calls']:8d}   (target <= 40)  {verdict}")
-    if figures["violations"]:
-        print("ROS saw protocol violations:", *figures["violations"], sep="\n  ")
-    print(json.dumps({k: figures[k] for k in ("billed_fraction", "detection_seconds", "describe_calls")}))
-    return 0 if all(checks.values()) and not figures["violations"] else 1
+    print(f"DescribeImages   {figures.describe_calls:8d}   (target <= 40)  {verdict}")
+    if figures.violations:
+        print("ROS saw protocol violations:", *figures.violations, sep="\n  ")
+    keys = ("billed_fraction", "detection_seconds", "describe_calls")
+    print(json.dumps({key: value for key, value in asdict(figures).items() if key in keys}))
+    return 0 if all(checks.values()) and not figures.violations else 1
 
 
 if __name__ == "__main__":

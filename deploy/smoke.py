@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.ecs.models import IMAGE_STATUSES
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
 TAG_KEY = "copyimage-smoke"  # every copy the smoke makes carries it, with the run's id as value
-ALL_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
+ALL_STATUSES = ",".join(IMAGE_STATUSES)  # DescribeImages lists only Available images unless asked for more
 REAL_SETTINGS = (
     "ALIBABA_CLOUD_ACCESS_KEY_ID",
     "ALIBABA_CLOUD_ACCESS_KEY_SECRET",

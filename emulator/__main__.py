@@ -1,4 +1,5 @@
-"""Command line: ``python -m emulator demo`` (the whole lifecycle) or ``python -m emulator serve``."""
+"""Command line: ``python -m emulator serve`` (the stand-ins for outside clients). The demo is
+``python -m deploy.demo`` (``make demo``): it drives the smoke lifecycle, which lives with the deploy kit."""
 
 from __future__ import annotations
 
@@ -38,16 +39,9 @@ def serve(copy_minutes: float) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulator", description="A local Alibaba Cloud for ros-copy-image")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="create, update and delete a stack from template.yml")
-    demo.add_argument("--copy-minutes", type=float, default=10.0, help="how long the copy takes (virtual minutes)")
-    demo.add_argument("--verbose", action="store_true", help="show the function's JSON logs")
     serve_cmd = commands.add_parser("serve", help="run the stand-ins and print how to reach them")
     serve_cmd.add_argument("--copy-minutes", type=float, default=1.0)
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from emulator.demo import run
-
-        return run(args.copy_minutes, args.verbose)
     return serve(args.copy_minutes)
 
 

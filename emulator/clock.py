@@ -173,7 +173,8 @@ class VirtualClock:
     def _acting(self) -> _Actor | None:
         """The actor the calling thread runs for: its own, or (as a delegate) the one holding the baton."""
         if getattr(_local, "clock", None) is self:
-            return _local.actor
+            actor: _Actor | None = _local.actor
+            return actor
         return self._holder if self._realtime is None else None
 
     def in_actor(self) -> bool:

@@ -13,7 +13,6 @@ from emulator.ecs import EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
 from emulator.http import LOOPBACK, listening_socket
 from emulator.ros import RosStandIn, load_template
-from emulator.ros_api import RosApi
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
@@ -26,7 +25,11 @@ def install_function_clock(clock: VirtualClock) -> Callable[[], None]:
     from copyimage import clock as function_clock
 
     previous = function_clock.install(clock)
-    return lambda: function_clock.install(previous)
+
+    def undo() -> None:
+        function_clock.install(previous)
+
+    return undo
 
 
 class LocalCloud:
@@ -82,8 +85,8 @@ class LocalCloud:
             public_url_reachable=public_url_reachable,
             send_physical_id_after_timeout=send_physical_id_after_timeout,
             accept_late_answers=accept_late_answers,
+            credentials=self.credentials,  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint, signs with these
         )
-        self.ros.api = RosApi(self.ros, self.credentials)  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint
         self._extra_environment = dict(environment or {})
         self.region = region
 

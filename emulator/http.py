@@ -8,13 +8,14 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from emulator.clock import SimulationStopped, VirtualClock
 from emulator.signing import SignedRequest
 
 LOOPBACK = "127.0.0.1"
+S = TypeVar("S", bound="StandIn")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class StandIn:
     def url(self) -> str:
         return f"http://{self.endpoint}"
 
-    def start(self):
+    def start(self: S) -> S:
         self._server = _Server(self, self._requested_port, self._listener)
         self._listener = None  # the server owns it now (and closes it on stop)
         return self
@@ -100,7 +101,7 @@ class StandIn:
             self._server.close()
             self._server = None
 
-    def __enter__(self):
+    def __enter__(self: S) -> S:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from conftest import actions, copies_in, properties, request_and_answer, send
+from copyimage.protocol import FAILED_CREATE_PREFIX
 
 from emulator.fc import InvocationFailed
 
@@ -35,7 +36,7 @@ def test_invalid_property_fails_the_create_naming_it(cloud, source, changes, nam
     assert answer["Status"] == "FAILED"
     assert named in answer["Reason"]
     assert len(answer["Reason"]) < 1000
-    assert answer["PhysicalResourceId"].startswith("copyimage-failed-")
+    assert answer["PhysicalResourceId"].startswith(FAILED_CREATE_PREFIX)
     assert cloud.ecs.calls == []  # validated before any ECS call
 
     # The Delete that ROS sends after the failed Create succeeds without touching ECS.

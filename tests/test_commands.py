@@ -14,7 +14,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 def test_demo_runs_the_whole_lifecycle_and_prints_the_image_id():
     done = subprocess.run(
-        [sys.executable, "-m", "emulator", "demo", "--copy-minutes", "45"],
+        [sys.executable, "-m", "deploy.demo", "--copy-minutes", "45"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -34,8 +34,7 @@ def test_demo_runs_the_whole_lifecycle_and_prints_the_image_id():
 
 
 def test_demo_exits_non_zero_when_a_step_fails(monkeypatch, capsys):
-    from deploy import smoke
-    from emulator import demo
+    from deploy import demo, smoke
 
     original = smoke.local_target
 

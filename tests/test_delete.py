@@ -6,6 +6,9 @@ import json
 
 import pytest
 from conftest import DESTINATION, actions, copies_in, properties, request_and_answer
+from copyimage.properties import LOGICAL_ID_TAG, STACK_TAG, WAITER_TAG
+from copyimage.protocol import FAILED_CREATE_PREFIX
+from copyimage.resource import RETAINED
 
 from emulator.cloud import LocalCloud
 
@@ -18,7 +21,7 @@ def create(cloud, source, **extra) -> str:
 
 
 def delete(cloud, source, image_id, **extra) -> dict:
-    stack_id = cloud.ecs.image(image_id).tags["copyimage:stack-id"] if cloud.ecs.image(image_id) else None
+    stack_id = cloud.ecs.image(image_id).tags[STACK_TAG] if cloud.ecs.image(image_id) else None
     _, answer = request_and_answer(
         cloud, "Delete", properties(source, **extra), physical_id=image_id, stack_id=stack_id
     )
@@ -41,7 +44,7 @@ def test_retain_on_delete_keeps_the_copy_and_hands_it_over_to_you(cloud, source)
     assert not cloud.ecs.calls_to("DeleteImage") and not cloud.ecs.calls_to("CancelCopyImage")
     image = cloud.ecs.image(image_id)
     assert image.status == "Available"
-    assert image.tags["copyimage:waiter"].startswith("retained:")  # never again taken for a leftover
+    assert image.tags[WAITER_TAG].startswith(RETAINED)  # never again taken for a leftover
 
 
 def test_delete_removes_the_image_once_settled_and_keeps_snapshots_by_default(cloud, source):
@@ -97,7 +100,7 @@ def test_copy_in_progress_is_cancelled(make_cloud):
     assert copy.status == "Creating"
     cloud.ecs.reset_calls()
     _, answer = request_and_answer(
-        cloud, "Delete", properties(source), physical_id=copy.image_id, stack_id=copy.tags["copyimage:stack-id"]
+        cloud, "Delete", properties(source), physical_id=copy.image_id, stack_id=copy.tags[STACK_TAG]
     )
     assert answer["Status"] == "SUCCESS"
     (cancel,) = cloud.ecs.calls_to("CancelCopyImage")
@@ -118,14 +121,14 @@ def test_no_image_id_finds_the_leftover_by_its_tags_only(make_cloud):
         cloud, "Delete", properties(source), settle=False, stack_id=create_request["StackId"], physical_id=None
     )
     assert answer["Status"] == "SUCCESS"
-    assert answer["PhysicalResourceId"].startswith("copyimage-failed-")  # ROS gave none; one is still needed
+    assert answer["PhysicalResourceId"].startswith(FAILED_CREATE_PREFIX)  # ROS gave none; one is still needed
     lookups = [call for call in cloud.ecs.calls_to("DescribeImages") if "Tag.1.Key" in call.params]
     assert lookups and {lookups[0].params["Tag.1.Key"], lookups[0].params["Tag.2.Key"]} == {
-        "copyimage:stack-id",
-        "copyimage:logical-id",
+        STACK_TAG,
+        LOGICAL_ID_TAG,
     }
     remaining = copies_in(cloud)
-    assert [image.tags["copyimage:stack-id"] for image in remaining] == [other_stack["StackId"]]
+    assert [image.tags[STACK_TAG] for image in remaining] == [other_stack["StackId"]]
 
 
 def test_failed_create_marker_with_nothing_left_deletes_nothing(cloud, source):
@@ -146,7 +149,7 @@ def test_an_image_without_this_resources_tags_is_never_deleted(cloud, source):
 
 def test_a_kept_copy_survives_a_later_failed_create_of_the_same_logical_id(cloud, source):
     kept = create(cloud, source)
-    stack_id = cloud.ecs.image(kept).tags["copyimage:stack-id"]
+    stack_id = cloud.ecs.image(kept).tags[STACK_TAG]
     _, retained = request_and_answer(
         cloud, "Delete", properties(source, RetainOnDelete=True), stack_id=stack_id, physical_id=kept
     )
@@ -200,7 +203,7 @@ def test_deleteimage_not_found_is_success_whichever_way_ecs_says_it(cloud, sourc
     image_id = create(cloud, source)
     cloud.ecs.missing_image_delete_ignored = ignored  # the table says 404, the parameter text "ignored"
     cloud.ecs.deleted_listing_seconds = 1000  # it is still listed, so the provider calls DeleteImage again
-    stack_id = cloud.ecs.image(image_id).tags["copyimage:stack-id"]
+    stack_id = cloud.ecs.image(image_id).tags[STACK_TAG]
     _, first = request_and_answer(cloud, "Delete", properties(source), physical_id=image_id, stack_id=stack_id)
     assert first["Status"] == "SUCCESS"
 

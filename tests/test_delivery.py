@@ -9,6 +9,8 @@ from email.utils import parsedate_to_datetime
 import pytest
 from conftest import copies_in, properties, request_and_answer
 from copyimage.outbound import url_refusal
+from copyimage.properties import WAITER_TAG
+from copyimage.waiting import ANSWERED
 
 from emulator.fc import Context
 
@@ -48,7 +50,7 @@ def test_refused_answer_is_not_retried_and_the_copy_waits_for_the_rollback(cloud
     assert answer is None
     assert len(cloud.ros.answers) == 1  # 400 means never: no retry
     (copy,) = copies_in(cloud)  # kept, unanswered, for the stack's rollback Delete to find by its tags
-    assert not copy.tags["copyimage:waiter"].startswith("answered:")
+    assert not copy.tags[WAITER_TAG].startswith(ANSWERED)
     _, deleted = request_and_answer(cloud, "Delete", properties(source), stack_id=request["StackId"])
     assert deleted["Status"] == "SUCCESS" and copies_in(cloud) == []
 

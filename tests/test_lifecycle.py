@@ -6,6 +6,11 @@ import json
 
 from conftest import DESTINATION, actions, copies_in, properties, request_and_answer, send
 from copyimage.framework import first_token
+from copyimage.properties import LOGICAL_ID_TAG, RESERVED_TAG_PREFIX, STACK_TAG, WAITER_TAG
+from copyimage.protocol import FAILED_CREATE_PREFIX
+from copyimage.waiting import ANSWERED
+
+from emulator.ecs import IMAGE_STATUSES
 
 
 def sent_tags(params: dict, prefix: str = "Tag") -> dict:
@@ -41,19 +46,19 @@ def test_create_update_delete_through_the_template(cloud, source):
     assert sent_tags(copy.params) == {
         "team": "web",
         "env": "dev",
-        "copyimage:stack-id": stack.id,
-        "copyimage:logical-id": "CopyImage",
-        "copyimage:waiter": first_token(cloud.ros.requests[0]["RequestId"]),  # the chain that waits for it
+        STACK_TAG: stack.id,
+        LOGICAL_ID_TAG: "CopyImage",
+        WAITER_TAG: first_token(cloud.ros.requests[0]["RequestId"]),  # the chain that waits for it
     }
     describes = cloud.ecs.calls_to("DescribeImages")
     assert describes
-    every_status = {"Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated"}
+    every_status = set(IMAGE_STATUSES)  # the platform's list, as the ECS stand-in documents it
     assert all(set(c.params["Status"].split(",")) == every_status for c in describes)
     cloud.fc.wait_idle()
     image = cloud.ecs.image(image_id)
     assert (image.status, image.name, image.region) == ("Available", "golden-copy", DESTINATION)
 
-    assert image.tags["copyimage:waiter"].startswith("answered:")  # marked once ROS took the answer
+    assert image.tags[WAITER_TAG].startswith(ANSWERED)  # marked once ROS took the answer
     cloud.ecs.reset_calls()
     stack = cloud.ros.update_stack(stack, {"Tag": "team=web,owner=ops", "DestinationDescription": "Second copy"})
     assert stack.status == "UPDATE_COMPLETE", stack.reason
@@ -69,8 +74,11 @@ def test_create_update_delete_through_the_template(cloud, source):
     assert sent_tags(tag.params) == {"owner": "ops"}
     image = cloud.ecs.image(image_id)
     assert image.description == "Second copy"
-    assert {k: v for k, v in image.tags.items() if not k.startswith("copyimage:")} == {"team": "web", "owner": "ops"}
-    assert image.tags["copyimage:stack-id"] == stack.id  # the provider's own tags survive updates
+    assert {k: v for k, v in image.tags.items() if not k.startswith(RESERVED_TAG_PREFIX)} == {
+        "team": "web",
+        "owner": "ops",
+    }
+    assert image.tags[STACK_TAG] == stack.id  # the provider's own tags survive updates
 
     snapshots = list(image.snapshot_ids)
     assert snapshots
@@ -79,7 +87,7 @@ def test_create_update_delete_through_the_template(cloud, source):
     stack = cloud.ros.delete_stack(stack)
     assert stack.status == "DELETE_COMPLETE", stack.reason
     (delete,) = cloud.ecs.calls_to("DeleteImage")
-    answered_at = float(image.tags["copyimage:waiter"].removeprefix("answered:"))
+    answered_at = float(image.tags[WAITER_TAG].removeprefix(ANSWERED))
     assert delete.at >= answered_at + 30 > deleting_at  # deleted only once no late replay can mistake it
     assert delete.params["ImageId"] == image_id and delete.params.get("Force", "False") == "False"
     assert cloud.ecs.image(image_id) is None
@@ -156,7 +164,7 @@ def test_a_failing_copy_fails_the_stack_and_leaves_nothing(cloud, source):
     stack = cloud.ros.create_stack(cloud.template(), {"ImageId": source.image_id, "DestinationRegionId": DESTINATION})
     assert stack.status == "CREATE_ROLLBACK_COMPLETE", stack.reason
     assert "ended CreateFailed" in stack.reason and "then retry" in stack.reason
-    assert stack.resources["CopyImage"].physical_id.startswith("copyimage-failed-")
+    assert stack.resources["CopyImage"].physical_id.startswith(FAILED_CREATE_PREFIX)
     cloud.fc.wait_idle()
     assert copies_in(cloud) == []  # the failed copy was deleted by the Create itself
     assert cloud.ecs.calls_to("DeleteImage")

@@ -7,9 +7,11 @@ import re
 
 import pytest
 from conftest import DESTINATION, copies_in, properties, request_and_answer
+from copyimage.properties import WAITER_TAG
+from copyimage.waiting import ANSWERED
 
 from emulator.cloud import TEMPLATE
-from emulator.ecs import CopyPlan
+from emulator.progress import CopyPlan
 from emulator.ros import load_template
 
 
@@ -47,7 +49,7 @@ def test_copy_longer_than_several_invocations(make_cloud, fc_api):
     assert sum(i.billed_seconds for i in cloud.fc.invocations) < 0.02 * 1800
     assert answer_at(cloud) - cloud.ecs.image(answer["PhysicalResourceId"]).available_at < 20
     assert len(copies_in(cloud)) == 1
-    assert copies_in(cloud)[0].tags["copyimage:waiter"].startswith("answered:")
+    assert copies_in(cloud)[0].tags[WAITER_TAG].startswith(ANSWERED)
     assert cloud.ros.violations == []
 
 
@@ -165,7 +167,7 @@ def test_a_refused_success_leaves_the_copy_for_the_stacks_rollback(make_cloud):
     refused = [a for a in cloud.ros.answers if not a.accepted]
     assert refused and refused[0].json["Status"] == "SUCCESS"
     (copy,) = copies_in(cloud)  # never removed by the Create that made it: ROS may yet own it
-    assert not copy.tags["copyimage:waiter"].startswith("answered:")
+    assert not copy.tags[WAITER_TAG].startswith(ANSWERED)
     _, deleted = request_and_answer(cloud, "Delete", properties(source), stack_id=create["StackId"], physical_id=None)
     assert deleted["Status"] == "SUCCESS"
     assert copies_in(cloud) == []
@@ -238,7 +240,7 @@ def test_a_late_continuation_never_removes_a_copy_ros_owns(cloud, source, fault,
     assert cloud.ecs.image(answer["PhysicalResourceId"]).status == "Available"
     assert not cloud.ecs.calls_to("DeleteImage") and not cloud.ecs.calls_to("CancelCopyImage")
     assert len(accepted(cloud)) == 1
-    assert cloud.ecs.image(answer["PhysicalResourceId"]).tags["copyimage:waiter"].startswith("answered:")
+    assert cloud.ecs.image(answer["PhysicalResourceId"]).tags[WAITER_TAG].startswith(ANSWERED)
 
 
 def test_a_create_sent_again_with_a_new_request_id_adopts_the_copy_in_progress(make_cloud):

@@ -41,6 +41,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
+from copyimage.properties import STACK_TAG, WAITER_TAG
 from copyimage.waiting import UNSEEN_LOOK_DELAYS
 
 from emulator.cloud import LocalCloud
@@ -93,13 +94,6 @@ class Schedule:
         """The copy, and whatever failures slow it, fit in ROS's Timeout: an answer is due before it."""
         slowest = max((lasting for *_, lasting in self.ecs_faults), default=0.0)
         return self.timeout >= 3 * self.copy_seconds + 2 * slowest + 7200
-
-    @property
-    def tags_reliable(self) -> bool:
-        """Whether every mark a chain writes lands (the bound of invariant 5 depends on it)."""
-        return not self.pessimistic_ecs and not any(
-            action == "TagResources" and (count is None or count >= 4) for _, action, _, count, _ in self.ecs_faults
-        )
 
 
 def draw(seed: int) -> Schedule:
@@ -270,31 +264,6 @@ def _replay(cloud: LocalCloud, schedule: Schedule, request_id: str, anchor: str,
         )
 
 
-def _duplicates_die_out(fc, ros, schedule: Schedule, request: dict, stats: Counter[str]) -> list[str]:
-    """Invariants 5 and 6 for one request's chain."""
-    kind = request["RequestType"]
-    runs = [i for i in fc.invocations if _request_id(i.payload) == request["RequestId"]]
-    extras = [i for i in runs if i.delivery != "first"]
-    extra_runs = len(runs) - len({_hop(i.payload) for i in runs})
-    stats[f"invariant 5: extra deliveries of a {kind}'s events"] += len(extras)
-    stats[f"invariant 5: extra invocations they caused ({kind})"] += extra_runs
-    allowed = sum(EXTRA_PER_DELIVERY + (0 if _hop(i.payload) else UNSEEN_LOOKS) for i in extras)
-    problems = []
-    if extra_runs > allowed:
-        problems.append(
-            f"5: {kind}: {len(extras)} extra deliveries cost {extra_runs} extra invocations (bound {allowed})"
-        )
-    if extras:
-        worst = "invariant 5: most extra invocations per extra delivery, x100 (max)"
-        stats[worst] = max(stats[worst], 100 * extra_runs // len(extras))
-    own = sum(1 for i in runs if b'"Continuation"' not in i.payload)  # deliveries of ROS's own event
-    taken = [a for a in ros.answers if a.request_id == request["RequestId"] and a.json and a.http_status == 200]
-    stats["invariant 6: answers taken beyond the first"] += max(0, len(taken) - 1)
-    if len(taken) > max(1, own):
-        problems.append(f"6: {kind} was answered {len(taken)} times, delivered {own} times by ROS")
-    return problems
-
-
 def _request_id(payload: bytes) -> str | None:
     event = json.loads(payload)
     request = event.get("Continuation", {}).get("Request", event)
@@ -309,14 +278,31 @@ def _hop(payload: bytes) -> int:
     return int(_wait(payload).get("hop", 0))
 
 
-def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, stats: Counter[str]) -> list[str]:
-    ecs, fc, ros = cloud.ecs, cloud.fc, cloud.ros
-    problems: list[str] = []
-    requests = [r for r in ros.requests if r["StackId"] == stack.id]
+@dataclass
+class Outcome:
+    """What one schedule did, for the invariant checks."""
 
-    lost = {
+    cloud: LocalCloud
+    schedule: Schedule
+    stack: object
+    create: dict
+    answered: dict | None
+    answer_at: float | None
+    stats: Counter[str]
+    requests: list[dict] = field(default_factory=list)  # ROS's requests for the stack
+    lost: set[str | None] = field(default_factory=set)  # requests a synchronous run lost before the handler ran
+
+    @property
+    def deletes(self) -> list[dict]:
+        return [r for r in self.requests if r["RequestType"] == "Delete"]
+
+
+def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, stats: Counter[str]) -> list[str]:
+    outcome = Outcome(cloud, schedule, stack, create, answered, answer_at, stats)
+    outcome.requests = [r for r in cloud.ros.requests if r["StackId"] == stack.id]
+    outcome.lost = {
         _request_id(i.payload)
-        for i in fc.invocations
+        for i in cloud.fc.invocations
         if i.invocation_type == "Sync"
         and i.error
         and "before the handler ran" in i.error
@@ -324,67 +310,130 @@ def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, 
         and b'"Continuation"' not in i.payload
     }
     stats["requests lost by a synchronous run that crashed before the handler"] += len(
-        lost & {r["RequestId"] for r in requests}
+        outcome.lost & {r["RequestId"] for r in outcome.requests}
     )
+    return [problem for check in INVARIANTS for problem in check(outcome)]
 
-    # 1. every Create is answered before ROS's Timeout, when the copy fits in it
-    if create["RequestId"] in lost:
-        pass
-    elif schedule.fits:
-        stats["invariant 1: Creates due an answer"] += 1
-        if answered is None:
-            problems.append(f"1: the Create was not answered within its Timeout ({stack.status}: {stack.reason})")
-    else:
-        stats["invariant 1: Creates that outlast ROS's Timeout (no answer due)"] += 1
 
-    # 2. never two different answers for one request
-    for request in requests:
-        posted = [a for a in ros.answers if a.request_id == request["RequestId"] and a.json]
+def every_create_is_answered_before_ros_timeout(run: Outcome) -> list[str]:
+    """1. Every Create is answered before ROS's Timeout, when the copy fits in it."""
+    if run.create["RequestId"] in run.lost:
+        return []
+    if not run.schedule.fits:
+        run.stats["invariant 1: Creates that outlast ROS's Timeout (no answer due)"] += 1
+        return []
+    run.stats["invariant 1: Creates due an answer"] += 1
+    if run.answered is None:
+        stack = run.stack
+        return [f"1: the Create was not answered within its Timeout ({stack.status}: {stack.reason})"]
+    return []
+
+
+def no_request_gets_two_different_answers(run: Outcome) -> list[str]:
+    """2. Never two different answers for one request."""
+    problems = []
+    for request in run.requests:
+        posted = [a for a in run.cloud.ros.answers if a.request_id == request["RequestId"] and a.json]
         distinct = {json.dumps([a.json.get(k) for k in ("Status", "PhysicalResourceId", "Data")]) for a in posted}
-        stats["invariant 2: requests answered"] += 1 if posted else 0
+        run.stats["invariant 2: requests answered"] += 1 if posted else 0
         if len(distinct) > 1:
             problems.append(f"2: {request['RequestType']} got different answers: {sorted(distinct)}")
         final = [a for a in posted if a.http_status in (200, 403)]  # delivered (or refused as closed)
-        stats["invariant 2: identical duplicate answers"] += max(0, len(final) - 1)
-
-    # 3. nothing left after the stack's Delete or rollback (the provider finishes a delete even after ROS gave up)
-    deletes = [r for r in requests if r["RequestType"] == "Delete"]
-    left = [
-        image
-        for region in ecs.regions
-        for image in ecs.images(region)
-        if image.tags.get("copyimage:stack-id") == stack.id
-    ]
-    if deletes and not {r["RequestId"] for r in deletes} <= lost:
-        stats["invariant 3: stacks deleted or rolled back"] += 1
-        if left:
-            problems.append(
-                f"3: {stack.status} left {[(i.image_id, i.status, i.tags.get('copyimage:waiter')) for i in left]}"
-            )
-    if stack.status.endswith("FAILED") and schedule.fits and not lost:
-        problems.append(f"3: the stack ended {stack.status}: {stack.reason}")
-
-    # 4. a copy answered SUCCESS is removed only by the stack's Delete
-    if answered is not None and answered.get("Status") == "SUCCESS":
-        image_id = answered["PhysicalResourceId"]
-        first_delete = min((ros.pending(r["RequestId"]).sent_at for r in deletes), default=None)
-        removals = [
-            call
-            for call in ecs.calls
-            if call.action in ("DeleteImage", "CancelCopyImage")
-            and call.status == 200
-            and call.params.get("ImageId") == image_id
-        ]
-        stats["invariant 4: copies answered SUCCESS"] += 1
-        early = [call.at for call in removals if first_delete is None or call.at < first_delete]
-        if early:
-            problems.append(f"4: {image_id} answered at {answer_at} was removed at {early} before any Delete")
-        if first_delete is None and ecs.image(image_id) is None:
-            problems.append(f"4: {image_id} answered SUCCESS is gone, yet the stack was never deleted")
-
-    # 5. duplicates die out, in every chain; 6. answers are not multiplied by hand-overs
-    for request in requests:
-        problems += _duplicates_die_out(fc, ros, schedule, request, stats)
-    if ros.violations:
-        problems.append(f"protocol: {ros.violations}")
+        run.stats["invariant 2: identical duplicate answers"] += max(0, len(final) - 1)
     return problems
+
+
+def nothing_is_left_after_the_stacks_delete_or_rollback(run: Outcome) -> list[str]:
+    """3. Nothing left after the stack's Delete or rollback (the provider finishes a delete even after ROS gave up)."""
+    problems = []
+    ecs, stack = run.cloud.ecs, run.stack
+    left = [image for region in ecs.regions for image in ecs.images(region) if image.tags.get(STACK_TAG) == stack.id]
+    if run.deletes and not {r["RequestId"] for r in run.deletes} <= run.lost:
+        run.stats["invariant 3: stacks deleted or rolled back"] += 1
+        if left:
+            problems.append(f"3: {stack.status} left {[(i.image_id, i.status, i.tags.get(WAITER_TAG)) for i in left]}")
+    if stack.status.endswith("FAILED") and run.schedule.fits and not run.lost:
+        problems.append(f"3: the stack ended {stack.status}: {stack.reason}")
+    return problems
+
+
+def a_successful_copy_is_removed_only_by_the_stacks_delete(run: Outcome) -> list[str]:
+    """4. A copy answered SUCCESS is removed only by the stack's Delete."""
+    if run.answered is None or run.answered.get("Status") != "SUCCESS":
+        return []
+    problems = []
+    ecs, ros = run.cloud.ecs, run.cloud.ros
+    image_id = run.answered["PhysicalResourceId"]
+    first_delete = min((ros.pending(r["RequestId"]).sent_at for r in run.deletes), default=None)
+    removals = [
+        call
+        for call in ecs.calls
+        if call.action in ("DeleteImage", "CancelCopyImage")
+        and call.status == 200
+        and call.params.get("ImageId") == image_id
+    ]
+    run.stats["invariant 4: copies answered SUCCESS"] += 1
+    early = [call.at for call in removals if first_delete is None or call.at < first_delete]
+    if early:
+        problems.append(f"4: {image_id} answered at {run.answer_at} was removed at {early} before any Delete")
+    if first_delete is None and ecs.image(image_id) is None:
+        problems.append(f"4: {image_id} answered SUCCESS is gone, yet the stack was never deleted")
+    return problems
+
+
+def extra_deliveries_die_out(run: Outcome) -> list[str]:
+    """5. Duplicates die out, in every chain (Create, Update, Delete): an extra delivery costs a bounded number of
+    extra invocations."""
+    problems = []
+    for request in run.requests:
+        kind = request["RequestType"]
+        runs = _runs_of(run, request)
+        extras = [i for i in runs if i.delivery != "first"]
+        extra_runs = len(runs) - len({_hop(i.payload) for i in runs})
+        run.stats[f"invariant 5: extra deliveries of a {kind}'s events"] += len(extras)
+        run.stats[f"invariant 5: extra invocations they caused ({kind})"] += extra_runs
+        allowed = sum(EXTRA_PER_DELIVERY + (0 if _hop(i.payload) else UNSEEN_LOOKS) for i in extras)
+        if extra_runs > allowed:
+            problems.append(
+                f"5: {kind}: {len(extras)} extra deliveries cost {extra_runs} extra invocations (bound {allowed})"
+            )
+        if extras:
+            worst = "invariant 5: most extra invocations per extra delivery, x100 (max)"
+            run.stats[worst] = max(run.stats[worst], 100 * extra_runs // len(extras))
+    return problems
+
+
+def answers_are_not_multiplied_by_hand_overs(run: Outcome) -> list[str]:
+    """6. A request gets at most as many answers taken by ROS as ROS delivered the request itself."""
+    problems = []
+    for request in run.requests:
+        own = sum(1 for i in _runs_of(run, request) if b'"Continuation"' not in i.payload)  # ROS's own event
+        taken = [
+            a for a in run.cloud.ros.answers if a.request_id == request["RequestId"] and a.json and a.http_status == 200
+        ]
+        run.stats["invariant 6: answers taken beyond the first"] += max(0, len(taken) - 1)
+        if len(taken) > max(1, own):
+            problems.append(
+                f"6: {request['RequestType']} was answered {len(taken)} times, delivered {own} times by ROS"
+            )
+    return problems
+
+
+def _runs_of(run: Outcome, request: dict) -> list:
+    return [i for i in run.cloud.fc.invocations if _request_id(i.payload) == request["RequestId"]]
+
+
+def every_answer_keeps_ros_protocol(run: Outcome) -> list[str]:
+    """Every answer is one ROS takes (the stand-in's documented checks)."""
+    return [f"protocol: {run.cloud.ros.violations}"] if run.cloud.ros.violations else []
+
+
+INVARIANTS = (
+    every_create_is_answered_before_ros_timeout,
+    no_request_gets_two_different_answers,
+    nothing_is_left_after_the_stacks_delete_or_rollback,
+    a_successful_copy_is_removed_only_by_the_stacks_delete,
+    extra_deliveries_die_out,
+    answers_are_not_multiplied_by_hand_overs,
+    every_answer_keeps_ros_protocol,
+)

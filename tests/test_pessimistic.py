@@ -10,6 +10,8 @@ import json
 
 import pytest
 from conftest import DESTINATION, copies_in
+from copyimage.properties import WAITER_TAG
+from copyimage.waiting import ANSWERED
 
 from emulator.cloud import LocalCloud
 
@@ -97,4 +99,4 @@ def test_without_tagging_a_copy_in_progress_the_first_token_carries_the_wait(mak
     refused = [c for c in cloud.ecs.calls_to("TagResources") if c.error_code == "InvalidStatus.ImageIsCreating"]
     assert len(refused) >= 3  # every mark during the copy failed; the chain went on under CopyImage's tag
     cloud.fc.wait_idle()
-    assert cloud.ecs.image(answer["PhysicalResourceId"]).tags["copyimage:waiter"].startswith("answered:")
+    assert cloud.ecs.image(answer["PhysicalResourceId"]).tags[WAITER_TAG].startswith(ANSWERED)

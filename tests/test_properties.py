@@ -3,6 +3,7 @@
 import pytest
 from copyimage.errors import InvalidProperty
 from copyimage.properties import (
+    STACK_TAG,
     USER_TAG_LIMIT,
     DeleteOptions,
     Tag,
@@ -91,7 +92,7 @@ def test_full_property_set():
         ({"Tag": [{"Key": "acs:x"}]}, "Tag[1].Key", "acs:"),
         ({"Tag": [{"Key": "see http://x"}]}, "Tag[1].Key", "http://"),
         ({"Tag": [{"Key": "k" * 129}]}, "Tag[1].Key", "at most 128"),
-        ({"Tag": [{"Key": "copyimage:stack-id"}]}, "Tag[1].Key", "kept for the provider"),
+        ({"Tag": [{"Key": STACK_TAG}]}, "Tag[1].Key", "kept for the provider"),
         ({"Tag": [{"Key": "ok"}, {"Key": "v", "Value": "acs:x"}]}, "Tag[2].Value", "acs:"),
         ({"Tag": [{"Key": "v", "Value": "Aliyun-made"}]}, "Tag[1].Value", "aliyun"),
         ({"Tag": [{"Key": "v", "Value": "see https://x"}]}, "Tag[1].Value", "https://"),

@@ -5,6 +5,7 @@ import json
 import pytest
 from copyimage.errors import InvalidRequest, Unanswerable
 from copyimage.protocol import (
+    FAILED_CREATE_PREFIX,
     MAX_BODY_BYTES,
     Answer,
     CreateRequest,
@@ -101,7 +102,7 @@ def test_long_reason_is_cut_from_its_end_to_fit_4096_bytes():
 
 def test_physical_id_is_cut_to_255_bytes_and_marker_is_recognisable():
     marker = parse_request({**EVENT, "RequestId": "r" * 400}).failed_create_id
-    assert marker.startswith("copyimage-failed-")
+    assert marker.startswith(FAILED_CREATE_PREFIX)
     assert len(marker.encode()) == 255
     body = json.loads(response_body(parse_request(EVENT), Answer("SUCCESS", "\u00e9" * 300)))
     assert len(body["PhysicalResourceId"].encode()) <= 255

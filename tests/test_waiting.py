@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 
 import pytest
+from copyimage.config import Settings
 from copyimage.errors import InvalidRequest
 from copyimage.waiting import (
     MAX_DELAY,
@@ -30,7 +31,7 @@ from copyimage.waiting import (
     task_id,
 )
 
-from emulator.ecs import CopyPlan
+from emulator.progress import CopyPlan
 
 T0 = 1_000_000.0
 LIMIT = 43_200.0
@@ -58,7 +59,7 @@ def test_at_zero_percent_the_wait_grows_with_the_age():
     assert next_look(((T0 + 600, 0),), T0, T0 + 600) == 1200.0  # queued: no need to look often
 
 
-def simulate(plan: CopyPlan) -> tuple[int, float]:
+def simulate(plan: CopyPlan, precision: float = PRECISION_SECONDS) -> tuple[int, float]:
     """Looks, and how late the end is noticed, for one copy moving as ``plan`` says (whole percents)."""
     t, samples, looks = 0.0, (), 0
     while True:
@@ -66,7 +67,7 @@ def simulate(plan: CopyPlan) -> tuple[int, float]:
         if t >= plan.duration:
             return looks, t - plan.duration
         samples = (*samples, (t, min(99, math.floor(plan.percent(t)))))[-SAMPLES_KEPT:]
-        t += min(MAX_DELAY, max(1, math.ceil(next_look(samples, 0.0, t))))  # as _fc_delay rounds
+        t += min(MAX_DELAY, max(1, math.ceil(next_look(samples, 0.0, t, precision))))  # as _fc_delay rounds
 
 
 @pytest.mark.parametrize("duration", [300.0, 3600.0, 14_400.0, 43_200.0])
@@ -74,6 +75,15 @@ def test_a_steady_copy_is_noticed_within_seconds_with_few_looks(duration):
     looks, late = simulate(CopyPlan.steady(duration))
     assert looks <= 25 + duration / MAX_DELAY  # FC delays stop at an hour: a 12-hour copy needs 12 looks for that
     assert 0 <= late <= PRECISION_SECONDS
+
+
+def test_the_estimators_precision_is_a_setting_that_trades_looks_for_detection():
+    assert Settings.from_env({}).precision_seconds == PRECISION_SECONDS
+    assert Settings.from_env({"COPYIMAGE_PRECISION_SECONDS": "3"}).precision_seconds == 3.0
+    assert Settings.from_env({"COPYIMAGE_PRECISION_SECONDS": "0"}).precision_seconds == 1.0  # bounded
+    fine, coarse = (simulate(CopyPlan.uneven(43_200.0, seed=3), precision) for precision in (3.0, 20.0))
+    assert fine[0] > coarse[0] and 0 <= fine[1] <= 3.0 and 0 <= coarse[1] <= 20.0
+    assert Budget(inline_until=0.0).precision_seconds == PRECISION_SECONDS
 
 
 def test_a_queue_at_zero_percent_costs_a_few_looks_more():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from copyimage.logs import logger
 from copyimage.retry import worst_case_seconds
+from copyimage.waiting import PRECISION_SECONDS
 
 ROS_MAX_WAIT_SECONDS = 43200  # ROS's longest custom resource Timeout
 SETTINGS_HELP = "COPYIMAGE_RESPONSE_HOSTS"
@@ -41,6 +42,7 @@ class Settings:
     ecs_attempts: int = 4  # tries per ECS call on throttling and transient errors
     response_attempts: int = 6  # tries to deliver one answer to ROS
     http_timeout_seconds: float = 10.0  # per network call
+    precision_seconds: float = PRECISION_SECONDS  # COPYIMAGE_PRECISION_SECONDS: how closely looks pin the end
 
     @property
     def ecs_call_bound(self) -> float:
@@ -96,4 +98,5 @@ class Settings:
             ecs_attempts=int(number("COPYIMAGE_ECS_ATTEMPTS", 4, 1, 10)),
             response_attempts=int(number("COPYIMAGE_RESPONSE_ATTEMPTS", 6, 1, 10)),
             http_timeout_seconds=number("COPYIMAGE_HTTP_TIMEOUT_SECONDS", 10.0, 1.0, 60.0),
+            precision_seconds=number("COPYIMAGE_PRECISION_SECONDS", PRECISION_SECONDS, 1.0, 60.0),
         )

@@ -255,9 +255,10 @@ class _Invocation:
         timeout = float(getattr(function, "timeout", None) or DEFAULT_FUNCTION_TIMEOUT)
         reserve = self.settings.deadline_margin_seconds + self.settings.ecs_call_bound
         latest = self.started_at + max(0.0, timeout - reserve)
+        precision = self.settings.precision_seconds
         if not self.settings.can_defer:
-            return Budget(latest, can_defer=False)
-        return Budget(min(latest, self.started_at + self.settings.inline_wait_seconds))
+            return Budget(latest, can_defer=False, precision_seconds=precision)
+        return Budget(min(latest, self.started_at + self.settings.inline_wait_seconds), precision_seconds=precision)
 
     def _observe(self, resource: Resource, wait: Wait) -> tuple[Wait, Seen]:
         """Do the request's next step and report what it found; errors become ``failed`` or ``unreachable``."""

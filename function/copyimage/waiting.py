@@ -167,6 +167,7 @@ class Budget:
 
     inline_until: float
     can_defer: bool = True
+    precision_seconds: float = PRECISION_SECONDS  # how closely next_look pins the end (Settings)
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,8 @@ def _pending(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
     if seen.after is not None:
         delay = seen.after
     else:
-        delay = next_look(samples, wait.started_at if wait.started_at is not None else wait.began_at, now)
+        started = wait.started_at if wait.started_at is not None else wait.began_at
+        delay = next_look(samples, started, now, budget.precision_seconds)
     delay = min(delay, wait.deadline - now)  # one last look at the deadline
     return _schedule(wait, delay, now, budget, claim=True)
 
@@ -318,7 +320,9 @@ def _fc_delay(seconds: float) -> int:
 # --- when to look again --------------------------------------------------------------------------------------
 
 
-def next_look(samples: tuple[tuple[float, int], ...], started_at: float, now: float) -> float:
+def next_look(
+    samples: tuple[tuple[float, int], ...], started_at: float, now: float, precision: float = PRECISION_SECONDS
+) -> float:
     """Seconds until the next look at work whose recent looks found ``samples`` (time, whole percent).
 
     ECS reports whole percents, and a copy's rate is not steady (it queues at 0%, then speeds up and slows
@@ -327,7 +331,7 @@ def next_look(samples: tuple[tuple[float, int], ...], started_at: float, now: fl
     the earliest and latest time it can end. Far from the end, the next look comes after a share of the
     earliest time left, at SURGE times the fastest rate the samples allow (a faster stretch must not be
     overshot). Near it, looks go to the middle of the window in which the next percent boundary must fall,
-    until the end is pinned to within PRECISION_SECONDS; then one look just after the latest possible end.
+    until the end is pinned to within ``precision`` seconds; then one look just after the latest possible end.
     A rate change shows as samples no steady rate fits: the oldest are dropped.
     """
     progress = [(t, p) for t, p in samples if p > 0]
@@ -346,16 +350,16 @@ def next_look(samples: tuple[tuple[float, int], ...], started_at: float, now: fl
         fastest = SURGE * max(r for _, r in region)
         surge_end = now + (100.0 - max(x for x, _ in region)) / fastest
         return max(LOOK_SOON, APPROACH_SHARE * (min(low, surge_end) - now))
-    if high - low <= PRECISION_SECONDS:
+    if high - low <= precision:
         return max(0.0, high - now) + 0.5
     # End game: pin down the boundary of the next percent that falls before the earliest end.
     level = progress[-1][1] + 1
     while level < 100:
         a, b = _time_to(region, t_n, float(level))
-        if b - a > PRECISION_SECONDS and a < low:
+        if b - a > precision and a < low:
             return max(0.0, min((a + b) / 2, low) - now)
         level += 1
-    return max(0.0, low + PRECISION_SECONDS - now)  # in the last percent, uncertain: creep forward
+    return max(0.0, low + precision - now)  # in the last percent, uncertain: creep forward
 
 
 _Polygon = list[tuple[float, float]]  # vertices (x: progress at t_n, r: percent per second)

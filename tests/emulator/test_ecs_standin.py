@@ -29,11 +29,12 @@ from darabonba.runtime import RuntimeOptions
 
 from emulator.clock import VirtualClock
 from emulator.credentials import AccessKey, CredentialStore
-from emulator.ecs import DEFAULT_KMS_KEY_ID, DEFAULT_REGIONS, CopyPlan, EcsStandIn
+from emulator.ecs import DEFAULT_KMS_KEY_ID, DEFAULT_REGIONS, IMAGE_STATUSES, EcsStandIn
+from emulator.progress import CopyPlan
 
 HZ, SH, BJ, EU = "cn-hangzhou", "cn-shanghai", "cn-beijing", "eu-central-1"
 NOWHERE = "xx-nowhere-1"
-EVERY_STATUS = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
+EVERY_STATUS = ",".join(IMAGE_STATUSES)
 RUNTIME = RuntimeOptions(autoretry=False)
 IMAGE_ID = re.compile(r"m-[a-z0-9]{20}")
 SNAPSHOT_ID = re.compile(r"s-[a-z0-9]{20}")

@@ -7,10 +7,10 @@ flattened as ``Parameters.1.ParameterKey``. Booleans arrive as Python spells the
 Every region is served on the one endpoint; a stack lives in the region of its ``RegionId`` and is found only there.
 
 Each request is verified (``ACS3-HMAC-SHA256``, :mod:`emulator.signing`) first, as the ECS stand-in does. Stack
-operations only start here (:meth:`RosStandIn.begin_create` and its siblings schedule an actor on the virtual
+operations only start here (:meth:`StackEngine.begin_create` and its siblings schedule an actor on the virtual
 clock and return): the call answers at once, and whoever drives the clock (``clock.sleep``, ``run_until``) lets the
 operation run on. This code runs on an HTTP server thread that is no actor, so it never waits on the clock; it reads
-stacks under :attr:`RosStandIn.lock`, so a poll taken while an operation runs (realtime mode) is consistent.
+stacks under :attr:`StackEngine.lock`, so a poll taken while an operation runs (realtime mode) is consistent.
 
 Actions: CreateStack, GetStack, UpdateStack, DeleteStack, ListStackEvents, ListStackResources, GetStackResource.
 Error replies are JSON ``{"RequestId", "HostId", "Code", "Message", "Recommend"}``; the SDK raises
@@ -41,18 +41,17 @@ import hashlib
 import json
 import re
 import threading
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qsl
 
 from emulator.credentials import CredentialStore
 from emulator.errors import ApiError
-from emulator.http import Reply, Request, json_reply
-from emulator.ros import ParameterError, RosStandIn, Stack, StackStateError, TemplateError, parse_template
-from emulator.signing import AuthError, NonceRegistry, verify_acs3
+from emulator.http import Reply, Request
+from emulator.ros.models import ParameterError, Stack, StackStateError, TemplateError
+from emulator.ros.stacks import StackEngine
+from emulator.ros.templates import parse_template
+from emulator.rpc import Call, Params, RpcEnvelope
 
 API_VERSION = "2019-09-10"
 HOST_ID = "ros.aliyuncs.com"
@@ -66,23 +65,10 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # "UTC ... YYYY-MM-DDThh:mm:ss", without the 
 STACK_ID_RE = re.compile(r"^[0-9a-f]{8}[-][0-9a-f]{4}[-][0-9a-f]{4}[-][0-9a-f]{4}[-][0-9a-f]{12}$")
 STACK_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,254}")
 CLIENT_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 class RosError(ApiError):
     """An API error: HTTP status, Alibaba error code, message."""
-
-
-@dataclass(frozen=True)
-class Call:
-    """One API request as the stand-in saw it (tests look at these)."""
-
-    action: str
-    params: dict[str, str]
-    body_params: tuple[str, ...]  # the names that came in the form body rather than the query
-    status: int
-    error_code: str | None
-    access_key_id: str | None
 
 
 def _missing(name: str) -> RosError:
@@ -111,43 +97,22 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-class _Params:
-    """The decoded parameters of one request, with the parsing rules every action shares."""
+class RosParams(Params):
+    """ROS's wording of parameter errors (its common error codes page), and its ``Prefix.N.Field`` lists."""
 
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
+    def missing(self, name: str) -> ApiError:
+        return _missing(name)
 
-    def get(self, name: str) -> str | None:
-        """The value, or None when absent or empty."""
-        value = self.values.get(name)
-        return value if value else None
+    def bad_boolean(self, name: str, value: str) -> ApiError:
+        return _invalid(name, f'"{value}" is not true or false')
 
-    def required(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise _missing(name)
-        return value
-
-    def boolean(self, name: str, default: bool = False) -> bool:
-        value = self.get(name)
-        if value is None:
-            return default
-        if value.lower() not in ("true", "false"):
-            raise _invalid(name, f'"{value}" is not true or false')
-        return value.lower() == "true"
-
-    def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
-        value = self.get(name)
-        if value is None:
-            return default
+    def bad_integer(self, name: str, value: str, low: int, high: int | None) -> ApiError:
         try:
             number = int(value)
         except ValueError:
-            raise _invalid(name, f'"{value}" is not an integer') from None
-        if number < low or (high is not None and number > high):
-            limits = f"{low} to {high}" if high is not None else f"at least {low}"
-            raise _invalid(name, f"{number} is out of range ({limits})")
-        return number
+            return _invalid(name, f'"{value}" is not an integer')
+        limits = f"{low} to {high}" if high is not None else f"at least {low}"
+        return _invalid(name, f"{number} is out of range ({limits})")
 
     def choice(self, name: str, default: str, allowed: Iterable[str]) -> str:
         value = self.get(name) or default
@@ -155,19 +120,9 @@ class _Params:
             raise _invalid(name, f'"{value}" is not one of {", ".join(allowed)}')
         return value
 
-    def listed(self, prefix: str) -> list[str]:
-        """``Prefix.1``, ``Prefix.2`` …, in index order."""
-        pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)")
-        found = {int(m.group(1)): v for k, v in self.values.items() if (m := pattern.fullmatch(k))}
-        return [found[index] for index in sorted(found)]
-
-    def indexed(self, prefix: str, fields: tuple[str, ...], limit: int) -> list[dict[str, str]]:
+    def entries(self, prefix: str, fields: tuple[str, ...], limit: int) -> list[dict[str, str]]:
         """``Prefix.N.Field`` entries, in index order, each a dict of the fields given."""
-        pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)\.({'|'.join(map(re.escape, fields))})")
-        entries: dict[int, dict[str, str]] = {}
-        for key, value in self.values.items():
-            if match := pattern.fullmatch(key):
-                entries.setdefault(int(match.group(1)), {})[match.group(2)] = value
+        entries = self.indexed(prefix, fields)
         for index in entries:
             if not 1 <= index <= limit:
                 raise _invalid(f"{prefix}.{index}", f"N must be 1 to {limit}")
@@ -175,56 +130,50 @@ class _Params:
 
 
 class RosApi:
-    """The API side of a :class:`RosStandIn`; the stand-in routes ``POST /`` here (``ros.api``)."""
+    """The API side of a ROS stand-in; the stand-in routes ``POST /`` here (``ros.api``)."""
 
-    def __init__(self, ros: RosStandIn, credentials: CredentialStore) -> None:
+    def __init__(self, ros: StackEngine, credentials: CredentialStore) -> None:
         self.ros = ros
         self.credentials = credentials
-        self.calls: list[Call] = []
-        self._nonces = NonceRegistry()
+        self.rpc: RpcEnvelope[RosParams] = RpcEnvelope(
+            ros.clock,
+            credentials,
+            version=API_VERSION,
+            host_id=HOST_ID,
+            actions=self.actions(),
+            params=RosParams,
+            recommend_product="ROS",
+        )
         self._lock = threading.RLock()  # serializes the actions that change stacks (names, client tokens)
         self._tokens: dict[tuple[str, str], tuple[str, str]] = {}  # (action, token) -> (parameters hash, stack id)
 
+    def actions(self) -> dict[str, Callable[[RosParams], Mapping[str, object]]]:
+        return {
+            "CreateStack": self.create_stack,
+            "GetStack": self.get_stack,
+            "UpdateStack": self.update_stack,
+            "DeleteStack": self.delete_stack,
+            "ListStackEvents": self.list_stack_events,
+            "ListStackResources": self.list_stack_resources,
+            "GetStackResource": self.get_stack_resource,
+        }
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every request, in arrival order."""
+        return self.rpc.calls
+
     def reset(self) -> None:
+        self.rpc.reset_calls()
         with self._lock:
-            self.calls.clear()
             self._tokens.clear()
 
-    # ------------------------------------------------------------------ request handling
-
     def handle(self, request: Request) -> Reply:
-        values, body_names = _decode_params(request)
-        params = _Params(values)
-        action = request.headers.get("x-acs-action") or values.get("Action", "")
-        request_id = str(uuid.uuid4()).upper()
-        key_id: str | None = None
-        try:
-            key_id = verify_acs3(request.signed(), self.credentials, self._nonces).id
-            version = request.headers.get("x-acs-version") or values.get("Version") or API_VERSION
-            if version != API_VERSION:
-                raise RosError(400, "InvalidVersion", "Specified parameter Version is not valid.")
-            handler = _ACTIONS.get(action)
-            if handler is None:
-                message = "Specified api is not found, please check your url and method."
-                raise RosError(404, "InvalidAction.NotFound", message)
-            result = handler(self, params)
-            status, payload, code = 200, {"RequestId": request_id, **result}, None
-        except (AuthError, RosError) as error:
-            status, code = error.status, error.code
-            payload = {
-                "RequestId": request_id,
-                "HostId": HOST_ID,
-                "Code": error.code,
-                "Message": error.message,
-                "Recommend": f"https://api.aliyun.com/troubleshoot?q={error.code}&product=ROS",
-            }
-        with self._lock:
-            self.calls.append(Call(action, dict(values), body_names, status, code, key_id))
-        return json_reply(status, payload, {"x-acs-request-id": request_id})
+        return self.rpc.handle(request)
 
     # ------------------------------------------------------------------ helpers
 
-    def _stack(self, params: _Params) -> Stack:
+    def _stack(self, params: RosParams) -> Stack:
         """The live stack named by StackId in the request's region (call with the stand-in's lock held)."""
         region = params.required("RegionId")
         stack_id = params.required("StackId")
@@ -235,12 +184,12 @@ class RosApi:
             raise _stack_not_found(stack_id)
         return stack
 
-    def _read(self, params: _Params, view: Callable[[Stack], dict[str, Any]]) -> dict[str, Any]:
+    def _read(self, params: RosParams, view: Callable[[Stack], dict[str, Any]]) -> dict[str, Any]:
         """``view`` of the request's stack, taken under the stand-in's lock: operations may be running."""
         with self.ros.lock:
             return view(self._stack(params))
 
-    def _template(self, params: _Params) -> dict[str, Any] | None:
+    def _template(self, params: RosParams) -> dict[str, Any] | None:
         body = params.get("TemplateBody")
         if body is None:
             for name in ("TemplateURL", "TemplateId", "TemplateScratchId"):
@@ -258,9 +207,9 @@ class RosApi:
             raise _invalid_template(f"ROSTemplateFormatVersion is {version!r}, not {TEMPLATE_FORMAT_VERSION!r}")
         return template
 
-    def _parameters(self, params: _Params) -> dict[str, str]:
+    def _parameters(self, params: RosParams) -> dict[str, str]:
         given: dict[str, str] = {}
-        for index, entry in enumerate(params.indexed("Parameters", ("ParameterKey", "ParameterValue"), MAX_PARAMETERS)):
+        for index, entry in enumerate(params.entries("Parameters", ("ParameterKey", "ParameterValue"), MAX_PARAMETERS)):
             if not entry.get("ParameterKey"):
                 raise _missing(f"Parameters.{index + 1}.ParameterKey")
             if "ParameterValue" not in entry:
@@ -270,7 +219,7 @@ class RosApi:
             given[entry["ParameterKey"]] = entry["ParameterValue"]
         return given
 
-    def _idempotent(self, action: str, params: _Params) -> tuple[tuple[str, str], str] | None:
+    def _idempotent(self, action: str, params: RosParams) -> tuple[tuple[str, str], str] | None:
         """The (token key, parameters hash) of a request with a ClientToken; None without one."""
         token = params.get("ClientToken")
         if token is None:
@@ -294,7 +243,7 @@ class RosApi:
 
     # ------------------------------------------------------------------ actions
 
-    def create_stack(self, params: _Params) -> dict[str, Any]:
+    def create_stack(self, params: RosParams) -> dict[str, Any]:
         region = params.required("RegionId")
         name = params.required("StackName")
         if not STACK_NAME_RE.fullmatch(name):
@@ -310,7 +259,7 @@ class RosApi:
         timeout = params.integer("TimeoutInMinutes", 60, *TIMEOUT_RANGE)
         disable_rollback = params.boolean("DisableRollback")
         tags: dict[str, str] = {}
-        for index, entry in enumerate(params.indexed("Tags", ("Key", "Value"), MAX_TAGS)):
+        for index, entry in enumerate(params.entries("Tags", ("Key", "Value"), MAX_TAGS)):
             if not entry.get("Key"):
                 raise _missing(f"Tags.{index + 1}.Key")
             tags[entry["Key"]] = entry.get("Value", "")
@@ -337,7 +286,7 @@ class RosApi:
                 self._tokens[idempotency[0]] = (idempotency[1], stack.id)
         return {"StackId": stack.id}
 
-    def get_stack(self, params: _Params) -> dict[str, Any]:
+    def get_stack(self, params: RosParams) -> dict[str, Any]:
         with_outputs = params.choice("OutputOption", "Enabled", ("Enabled", "Disabled")) == "Enabled"
 
         def view(stack: Stack) -> dict[str, Any]:
@@ -373,7 +322,7 @@ class RosApi:
 
         return self._read(params, view)
 
-    def update_stack(self, params: _Params) -> dict[str, Any]:
+    def update_stack(self, params: RosParams) -> dict[str, Any]:
         template = self._template(params)
         parameters = self._parameters(params)
         use_previous = params.boolean("UsePreviousParameters")
@@ -403,8 +352,8 @@ class RosApi:
                 self._tokens[idempotency[0]] = (idempotency[1], stack.id)
         return {"StackId": stack.id}
 
-    def delete_stack(self, params: _Params) -> dict[str, Any]:
-        if params.boolean("RetainAllResources") or params.listed("RetainResources"):
+    def delete_stack(self, params: RosParams) -> dict[str, Any]:
+        if params.boolean("RetainAllResources") or params.listed("RetainResources", keep_empty=True):
             raise _invalid("RetainAllResources", "keeping resources on delete is not emulated")
         with self._lock:
             with self.ros.lock:
@@ -415,12 +364,12 @@ class RosApi:
                 raise _state_error(error) from None
         return {}
 
-    def list_stack_events(self, params: _Params) -> dict[str, Any]:
+    def list_stack_events(self, params: RosParams) -> dict[str, Any]:
         page = params.integer("PageNumber", 1, 1)
         size = params.integer("PageSize", 10, 1, MAX_PAGE_SIZE)
-        statuses = set(params.listed("Status"))
-        logical_ids = set(params.listed("LogicalResourceId"))
-        types = set(params.listed("ResourceType"))
+        statuses = set(params.listed("Status", keep_empty=True))
+        logical_ids = set(params.listed("LogicalResourceId", keep_empty=True))
+        types = set(params.listed("ResourceType", keep_empty=True))
 
         def view(stack: Stack) -> dict[str, Any]:
             events = [
@@ -453,12 +402,12 @@ class RosApi:
 
         return self._read(params, view)
 
-    def list_stack_resources(self, params: _Params) -> dict[str, Any]:
+    def list_stack_resources(self, params: RosParams) -> dict[str, Any]:
         return self._read(
             params, lambda stack: {"Resources": [_resource(stack, r.logical_id) for r in stack.resources.values()]}
         )
 
-    def get_stack_resource(self, params: _Params) -> dict[str, Any]:
+    def get_stack_resource(self, params: RosParams) -> dict[str, Any]:
         logical_id = params.required("LogicalResourceId")
         show_attributes = params.boolean("ShowResourceAttributes")
 
@@ -508,24 +457,3 @@ def _state_error(error: StackStateError) -> RosError:
         return RosError(409, "ActionInProgress", f"{error}: another action is in progress.")
     # Not confirmed in ROS's documentation either (Heat's code for an operation the stack's state forbids).
     return RosError(400, "StackValidationFailed", str(error))
-
-
-def _decode_params(request: Request) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Query and form-body parameters together (a name in both: the body's), and the names from the body."""
-    params = dict(parse_qsl(request.query, keep_blank_values=True))
-    body: list[tuple[str, str]] = []
-    if request.body and request.headers.get("content-type", "").startswith(_FORM_CONTENT_TYPE):
-        body = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
-        params.update(body)
-    return params, tuple(name for name, _ in body)
-
-
-_ACTIONS: dict[str, Callable[[RosApi, _Params], dict[str, Any]]] = {
-    "CreateStack": RosApi.create_stack,
-    "GetStack": RosApi.get_stack,
-    "UpdateStack": RosApi.update_stack,
-    "DeleteStack": RosApi.delete_stack,
-    "ListStackEvents": RosApi.list_stack_events,
-    "ListStackResources": RosApi.list_stack_resources,
-    "GetStackResource": RosApi.get_stack_resource,
-}
