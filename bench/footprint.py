@@ -158,9 +158,10 @@ def create_invocation_bound() -> BoundFigures:
     ecs = call(settings.ecs_attempts)
     answer = call(settings.response_attempts)
     invoke = call(settings.ecs_attempts)  # the FC 3.0 self-invocation uses the ECS attempt count
-    # Waiting stops at the inline limit, but a look started just before it runs on; then either the answer is
-    # delivered and the waiter tag removed, or the waiter tag is set and the next invocation scheduled.
-    bound = settings.inline_wait_seconds + ecs + max(answer + ecs, ecs + invoke)
+    # Waiting stops at the inline limit, but a look started just before it runs on; then either the answer's
+    # receipt is scheduled, the answer delivered, the receipt stopped and the copy marked answered, or the next
+    # invocation is scheduled and the copy marked.
+    bound = settings.inline_wait_seconds + ecs + max(invoke + answer + invoke + ecs, invoke + ecs)
     return {
         "inline_wait_seconds": settings.inline_wait_seconds,
         "deadline_margin_seconds": settings.deadline_margin_seconds,

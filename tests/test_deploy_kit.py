@@ -276,10 +276,10 @@ def test_s_yaml_timeout_leaves_room_for_the_inline_wait_and_the_worst_case_after
     # inline wait, the timeout and not COPYIMAGE_INLINE_WAIT_SECONDS would govern.
     budget_floor = settings.inline_wait_seconds + settings.deadline_margin_seconds + settings.ecs_call_bound
     assert props["timeout"] >= budget_floor
-    # And an invocation whose every network call times out (a last look, delivering the answer, removing the
-    # waiter tag) must still end before FC stops it.
+    # And an invocation whose every network call times out (a last look, scheduling the answer's receipt,
+    # delivering the answer, stopping the receipt, marking the copy) must still end before FC stops it.
     delivery = worst_case_seconds(settings.response_attempts, settings.http_timeout_seconds)
-    assert props["timeout"] > settings.inline_wait_seconds + 2 * settings.ecs_call_bound + delivery
+    assert props["timeout"] > settings.inline_wait_seconds + 4 * settings.ecs_call_bound + delivery
     assert props["memorySize"] >= 128 and props["memorySize"] % 64 == 0
 
 
