@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from emulator.ecs.models import IMAGE_STATUSES
 
@@ -80,94 +80,149 @@ class Report:
 # --- the lifecycle --------------------------------------------------------------------------------------------
 
 
-def run(target: Target, out: Any = sys.stdout) -> Report:
+def run(target: Target, out: TextIO = sys.stdout) -> Report:
     """The whole lifecycle; raises SmokeFailed (after deleting the stack it made) when a check fails."""
-    from alibabacloud_ros20190910 import models as ros
-
     report = Report(run_id=uuid.uuid4().hex[:10])
     print(f"Smoke test on {target.label}: run {report.run_id}", file=out)
     with _step(target, report, "preflight") as note:
         note(_preflight(target))
-    name = f"copyimage-smoke-{report.run_id}"
-    tag = f"{TAG_KEY}={report.run_id}"
-    parameters = {
-        "FunctionName": target.function_name,
-        "ImageId": target.image_id,
-        "DestinationRegionId": target.destination,
-        "DestinationImageName": name,
-        "DestinationDescription": "ros-copy-image smoke test",
-        "Tag": tag,
-    }
-    stack_id = None
+    run = _Run(target, report, out)
     try:
         with _step(target, report, "create") as note:
-            request = ros.CreateStackRequest(
-                region_id=target.region,
-                stack_name=name,
-                template_body=TEMPLATE.read_text(encoding="utf-8"),
-                parameters=[
-                    ros.CreateStackRequestParameters(parameter_key=k, parameter_value=v) for k, v in parameters.items()
-                ],
-                timeout_in_minutes=target.timeout_minutes,
-                disable_rollback=False,
-                client_token=report.run_id,
-                tags=[ros.CreateStackRequestTags(key=TAG_KEY, value=report.run_id)],
-            )
-            stack_id = target.ros.create_stack(request).body.stack_id
-            stack = _wait(target, stack_id, "CREATE", report.run_id, out)
-            outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.outputs or []}
-            image_id = outputs.get("ImageId")
-            if stack.status != "CREATE_COMPLETE" or not image_id:
-                raise SmokeFailed(f"the stack ended {stack.status}: {stack.status_reason}; outputs {outputs}")
-            report.image_id = image_id
-            note(f"{stack.status}, ImageId {image_id}")
+            note(run.create())
         with _step(target, report, "check") as note:
-            image = _image(target, target.destination, image_id)
-            if image is None or image.get("Status") != "Available":
-                raise SmokeFailed(f"{image_id} in {target.destination}: {image and image.get('Status')}, not Available")
-            if _tags(image).get(TAG_KEY) != report.run_id:
-                raise SmokeFailed(f"{image_id} does not carry the tag {tag}: {_tags(image)}")
-            note(f"{image_id} is Available in {target.destination}, tagged {tag}")
+            note(run.check())
         with _step(target, report, "update") as note:
-            changed = f"{tag},smoke-step=updated"
-            request = ros.UpdateStackRequest(
-                region_id=target.region,
-                stack_id=stack_id,
-                template_body=TEMPLATE.read_text(encoding="utf-8"),
-                use_previous_parameters=True,
-                parameters=[ros.UpdateStackRequestParameters(parameter_key="Tag", parameter_value=changed)],
-            )
-            target.ros.update_stack(request)
-            stack = _wait(target, stack_id, "UPDATE", report.run_id, out)
-            outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.outputs or []}
-            image = _image(target, target.destination, image_id)
-            if stack.status != "UPDATE_COMPLETE" or outputs.get("ImageId") != image_id:
-                raise SmokeFailed(f"the update ended {stack.status}: {stack.status_reason}; outputs {outputs}")
-            if image is None or _tags(image).get("smoke-step") != "updated":
-                raise SmokeFailed(f"the tag did not change in place: {image and _tags(image)}")
-            note(f"{stack.status}, same ImageId, tag smoke-step=updated on the copy")
+            note(run.update())
         with _step(target, report, "delete") as note:
-            target.ros.delete_stack(ros.DeleteStackRequest(region_id=target.region, stack_id=stack_id))
-            stack = _wait(target, stack_id, "DELETE", report.run_id, out)
-            stack_id = None if stack is None or stack.status == "DELETE_COMPLETE" else stack_id
-            if stack_id is not None:
-                raise SmokeFailed(f"the delete ended {stack.status}: {stack.status_reason}")
-            note("DELETE_COMPLETE")
+            note(run.delete())
         with _step(target, report, "leftovers") as note:
-            left = _tagged(target, target.destination, report.run_id)
-            if _image(target, target.destination, image_id) is not None or left:
-                raise SmokeFailed(f"left in {target.destination}: {[i['ImageId'] for i in left] or [image_id]}")
-            note(f"no image of run {report.run_id} in {target.destination}")
+            note(run.leftovers())
     except BaseException:
-        if stack_id is not None:
-            print(f"  cleaning up: deleting stack {stack_id}", file=out)
-            try:
-                target.ros.delete_stack(ros.DeleteStackRequest(region_id=target.region, stack_id=stack_id))
-                _wait(target, stack_id, "DELETE", report.run_id, out)
-            except Exception as error:  # report the first failure, not the clean-up's
-                print(f"  clean-up failed too: {error}; delete stack {stack_id} yourself", file=out)
+        run.clean_up()
         raise
     return report
+
+
+@dataclass
+class _Run:
+    """One lifecycle's steps, each returning what it notes; ``stack_id`` is the stack to delete on a failure."""
+
+    target: Target
+    report: Report
+    out: TextIO
+    stack_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"copyimage-smoke-{self.report.run_id}"
+
+    @property
+    def tag(self) -> str:
+        return f"{TAG_KEY}={self.report.run_id}"
+
+    @property
+    def image_id(self) -> str:
+        """The copy the create step reported."""
+        assert self.report.image_id is not None
+        return self.report.image_id
+
+    def create(self) -> str:
+        from alibabacloud_ros20190910 import models as ros
+
+        target = self.target
+        parameters = {
+            "FunctionName": target.function_name,
+            "ImageId": target.image_id,
+            "DestinationRegionId": target.destination,
+            "DestinationImageName": self.name,
+            "DestinationDescription": "ros-copy-image smoke test",
+            "Tag": self.tag,
+        }
+        request = ros.CreateStackRequest(
+            region_id=target.region,
+            stack_name=self.name,
+            template_body=TEMPLATE.read_text(encoding="utf-8"),
+            parameters=[
+                ros.CreateStackRequestParameters(parameter_key=k, parameter_value=v) for k, v in parameters.items()
+            ],
+            timeout_in_minutes=target.timeout_minutes,
+            disable_rollback=False,
+            client_token=self.report.run_id,
+            tags=[ros.CreateStackRequestTags(key=TAG_KEY, value=self.report.run_id)],
+        )
+        stack_id = self.stack_id = target.ros.create_stack(request).body.stack_id
+        stack = _wait(target, stack_id, "CREATE", self.report.run_id, self.out)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.outputs or []}
+        image_id = outputs.get("ImageId")
+        if stack.status != "CREATE_COMPLETE" or not image_id:
+            raise SmokeFailed(f"the stack ended {stack.status}: {stack.status_reason}; outputs {outputs}")
+        self.report.image_id = image_id
+        return f"{stack.status}, ImageId {image_id}"
+
+    def check(self) -> str:
+        target, image_id = self.target, self.image_id
+        image = _image(target, target.destination, image_id)
+        if image is None or image.get("Status") != "Available":
+            raise SmokeFailed(f"{image_id} in {target.destination}: {image and image.get('Status')}, not Available")
+        if _tags(image).get(TAG_KEY) != self.report.run_id:
+            raise SmokeFailed(f"{image_id} does not carry the tag {self.tag}: {_tags(image)}")
+        return f"{image_id} is Available in {target.destination}, tagged {self.tag}"
+
+    def update(self) -> str:
+        from alibabacloud_ros20190910 import models as ros
+
+        target, image_id = self.target, self.image_id
+        request = ros.UpdateStackRequest(
+            region_id=target.region,
+            stack_id=self.stack_id,
+            template_body=TEMPLATE.read_text(encoding="utf-8"),
+            use_previous_parameters=True,
+            parameters=[
+                ros.UpdateStackRequestParameters(parameter_key="Tag", parameter_value=f"{self.tag},smoke-step=updated")
+            ],
+        )
+        target.ros.update_stack(request)
+        stack = _wait(target, str(self.stack_id), "UPDATE", self.report.run_id, self.out)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.outputs or []}
+        image = _image(target, target.destination, image_id)
+        if stack.status != "UPDATE_COMPLETE" or outputs.get("ImageId") != image_id:
+            raise SmokeFailed(f"the update ended {stack.status}: {stack.status_reason}; outputs {outputs}")
+        if image is None or _tags(image).get("smoke-step") != "updated":
+            raise SmokeFailed(f"the tag did not change in place: {image and _tags(image)}")
+        return f"{stack.status}, same ImageId, tag smoke-step=updated on the copy"
+
+    def delete(self) -> str:
+        from alibabacloud_ros20190910 import models as ros
+
+        target, stack_id = self.target, str(self.stack_id)
+        target.ros.delete_stack(ros.DeleteStackRequest(region_id=target.region, stack_id=stack_id))
+        stack = _wait(target, stack_id, "DELETE", self.report.run_id, self.out)
+        if stack is not None and stack.status != "DELETE_COMPLETE":
+            raise SmokeFailed(f"the delete ended {stack.status}: {stack.status_reason}")
+        self.stack_id = None
+        return "DELETE_COMPLETE"
+
+    def leftovers(self) -> str:
+        target, run_id = self.target, self.report.run_id
+        left = _tagged(target, target.destination, run_id)
+        if _image(target, target.destination, self.image_id) is not None or left:
+            raise SmokeFailed(f"left in {target.destination}: {[i['ImageId'] for i in left] or [self.image_id]}")
+        return f"no image of run {run_id} in {target.destination}"
+
+    def clean_up(self) -> None:
+        """After a failed step: delete the stack this run made, if there is one."""
+        from alibabacloud_ros20190910 import models as ros
+
+        if self.stack_id is None:
+            return
+        target, stack_id = self.target, self.stack_id
+        print(f"  cleaning up: deleting stack {stack_id}", file=self.out)
+        try:
+            target.ros.delete_stack(ros.DeleteStackRequest(region_id=target.region, stack_id=stack_id))
+            _wait(target, stack_id, "DELETE", self.report.run_id, self.out)
+        except Exception as error:  # report the first failure, not the clean-up's
+            print(f"  clean-up failed too: {error}; delete stack {stack_id} yourself", file=self.out)
 
 
 def _preflight(target: Target) -> str:
@@ -194,7 +249,7 @@ def _preflight(target: Target) -> str:
     return f"function {function.function_name} ({function.runtime}), source {target.image_id} ({image.get('Size')} GiB)"
 
 
-def _wait(target: Target, stack_id: str, action: str, run_id: str, out: Any) -> Any:
+def _wait(target: Target, stack_id: str, action: str, run_id: str, out: TextIO) -> Any:
     """Poll GetStack until the operation ends, printing the stack's status and the copy's progress as they
     change; the last GetStack body, or None once the stack is gone."""
     from alibabacloud_ros20190910 import models as ros

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emulator.clock import VirtualClock
+from emulator.clock import DEFAULT_START, VirtualClock
 from emulator.credentials import AccessKey, CredentialStore
 from emulator.ecs import EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
@@ -58,8 +58,9 @@ class LocalCloud:
         seed: int = 0,
         code_dir: Path = FUNCTION_DIR,
         handler: str = "index.handler",
+        start: float = DEFAULT_START,
     ) -> None:
-        self.clock = VirtualClock(interleave_seed=interleave_seed)
+        self.clock = VirtualClock(start, interleave_seed=interleave_seed)
         self.seed = seed
         self.credentials = CredentialStore()
         self.ecs = EcsStandIn(self.clock, self.credentials, copy_seconds=copy_seconds)

@@ -18,7 +18,8 @@ def sent_tags(params: dict, prefix: str = "Tag") -> dict:
     return {v: params.get(k[: -len(".Key")] + ".Value", "") for k, v in keys.items()}
 
 
-def test_create_update_delete_through_the_template(cloud, source):
+def create_from_the_template(cloud, source):
+    """The stack of template.yml with a name, a description and two tags, created and settled."""
     stack = cloud.ros.create_stack(
         cloud.template(),
         {
@@ -30,6 +31,12 @@ def test_create_update_delete_through_the_template(cloud, source):
         },
     )
     assert stack.status == "CREATE_COMPLETE", stack.reason
+    cloud.fc.wait_idle()
+    return stack
+
+
+def test_create_through_the_template_makes_one_tagged_copy_and_marks_it_answered(cloud, source):
+    stack = create_from_the_template(cloud, source)
     image_id = stack.outputs["ImageId"]
     resource = stack.resources["CopyImage"]
     assert resource.physical_id == image_id
@@ -54,11 +61,15 @@ def test_create_update_delete_through_the_template(cloud, source):
     assert describes
     every_status = set(IMAGE_STATUSES)  # the platform's list, as the ECS stand-in documents it
     assert all(set(c.params["Status"].split(",")) == every_status for c in describes)
-    cloud.fc.wait_idle()
     image = cloud.ecs.image(image_id)
     assert (image.status, image.name, image.region) == ("Available", "golden-copy", DESTINATION)
-
     assert image.tags[WAITER_TAG].startswith(ANSWERED)  # marked once ROS took the answer
+    assert cloud.ros.violations == []
+
+
+def test_update_through_the_template_changes_description_and_tags_in_place(cloud, source):
+    stack = create_from_the_template(cloud, source)
+    image_id = stack.outputs["ImageId"]
     cloud.ecs.reset_calls()
     stack = cloud.ros.update_stack(stack, {"Tag": "team=web,owner=ops", "DestinationDescription": "Second copy"})
     assert stack.status == "UPDATE_COMPLETE", stack.reason
@@ -79,7 +90,13 @@ def test_create_update_delete_through_the_template(cloud, source):
         "owner": "ops",
     }
     assert image.tags[STACK_TAG] == stack.id  # the provider's own tags survive updates
+    assert cloud.ros.violations == []
 
+
+def test_delete_through_the_template_waits_out_the_answer_and_keeps_the_snapshots(cloud, source):
+    stack = create_from_the_template(cloud, source)
+    image_id = stack.outputs["ImageId"]
+    image = cloud.ecs.image(image_id)
     snapshots = list(image.snapshot_ids)
     assert snapshots
     cloud.ecs.reset_calls()
