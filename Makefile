@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test smoke lint bench compare serve package pins clean
+.PHONY: demo test smoke lint bench compare serve package pins clean iact3 iact3-pins
 
 demo: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator demo
@@ -18,6 +18,24 @@ test: $(VENV)/.dev-installed
 # COPYIMAGE_SMOKE_* set (see the README).
 smoke: $(VENV)/.runtime-installed
 	$(BIN)/python -m deploy.smoke
+
+# iact3 (PyPI alibabacloud-ros-iact3, its whole closure pinned with hashes in deploy/iact3-requirements.txt, in its
+# own virtual environment: it pins old SDKs) runs .iact3.yml against the local cloud; deploy/iact3_launcher.py only
+# points its ROS client at the local ROS API. Fails unless iact3's own result file says Success for every test.
+# On a real account, run `iact3 test run` itself (README, iact3).
+IACT3_VENV := .venv-iact3
+iact3: $(VENV)/.runtime-installed $(IACT3_VENV)/.installed
+	$(BIN)/python -m deploy.iact3_local --iact3-python $(IACT3_VENV)/bin/python
+
+$(IACT3_VENV)/.installed: deploy/iact3-requirements.txt
+	$(PYTHON) -m venv $(IACT3_VENV)
+	$(IACT3_VENV)/bin/python -m pip install -q --no-deps --require-hashes -r deploy/iact3-requirements.txt
+	touch $@
+
+# Regenerate iact3's pins from deploy/iact3-requirements.in (the registry must be reachable).
+iact3-pins: $(VENV)/.dev-installed
+	$(BIN)/uv pip compile deploy/iact3-requirements.in --universal --python-version 3.10 --generate-hashes \
+		--custom-compile-command "make iact3-pins" -o deploy/iact3-requirements.txt
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/python -m ruff check .
@@ -75,4 +93,4 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv310 .pytest_cache .ruff_cache function/python build
+	rm -rf $(VENV) .venv310 .venv-iact3 .pytest_cache .ruff_cache function/python build
