@@ -169,8 +169,8 @@ def test_fc2_error_logs_do_not_leak_the_security_token(cloud, capsys):
     fc2_record = logging.LogRecord("root", logging.ERROR, "/x/site-packages/fc2/client.py", 1, "token=%s", ("T",), None)
     other = logging.LogRecord("root", logging.ERROR, "/x/site-packages/other/mod.py", 1, "fine", (), None)
     root = logging.getLogger()
-    assert root.filter(fc2_record) is False
-    assert root.filter(other) is True
+    assert not root.filter(fc2_record)
+    assert root.filter(other)  # True, or the record itself on Python 3.12+
 
 
 def test_a_response_url_the_http_client_rejects_is_retried_and_never_logged(cloud, source, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -251,7 +252,9 @@ def test_s_yaml_project_shape():
 
 def test_s_yaml_runs_the_handler_from_the_function_folder():
     props = fc3_props()
-    assert props["runtime"] == "python3.10"
+    assert props["runtime"] == "python3.10"  # the default; PYTHON_RUNTIME=python3.12 for FC's current one
+    assert fc3_props({"PYTHON_RUNTIME": "python3.12"})["runtime"] == "python3.12"
+    assert fc3_props({"CODE_DIR": "./build/code"})["code"] == "./build/code"  # what make package built
     assert props["handler"] == "index.handler"
     assert props["code"] == "./function"
     module, _, name = props["handler"].partition(".")
@@ -363,17 +366,39 @@ def test_only_images_and_outbound_call_cloud_apis():
     assert sdk_call_sites() == {"images.py", "outbound.py"}
 
 
-def test_make_package_installs_the_hashed_pins_for_python310_and_ships_their_bytecode():
+@pytest.mark.parametrize(
+    ("runtime", "pins"),
+    [("python3.10", "function/requirements.txt"), ("python3.12", "function/requirements-py312.txt")],
+)
+def test_make_package_installs_the_hashed_pins_of_the_runtime_and_ships_their_bytecode(runtime, pins):
     # FC's /code is read-only ("[Errno 30] Read-only file system: '/code/...'", FC FAQ 181824): bytecode not
     # shipped is compiled again at every cold start, and bytecode of another Python is ignored.
-    makefile = (ROOT / "Makefile").read_text()
-    recipe = makefile.split("\npackage:\n", 1)[1].split("\n\n", 1)[0]
-    install = next(line for line in recipe.replace("\\\n", " ").splitlines() if "pip install" in line)
-    for option in ("--require-hashes", "--python-version 3.10", "--abi cp310", "-r function/requirements.txt"):
+    version = runtime.removeprefix("python")
+    done = subprocess.run(
+        ["make", "-n", "package", f"PYTHON_RUNTIME={runtime}"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    recipe = done.stdout.replace("\\\n", " ")
+    install = next(line for line in recipe.splitlines() if "pip install" in line)
+    for option in (
+        "--require-hashes",
+        f"--python-version {version}",
+        f"--abi cp{version.replace('.', '')}",
+        f"-r {pins}",
+    ):
         assert option in install
     assert "--only-binary=cffi,cryptography" in install
-    assert re.search(r"\$\(PY310\) -m compileall .*--invalidation-mode unchecked-hash build/code", recipe)
-    assert "$(PY310) -I -S" in recipe and "$(PYTHON) -I" not in recipe  # 3.11 cannot load cp310 wheels
+    check = next((line for line in recipe.splitlines() if " -I -S -c " in line), "")
+    if check:  # this machine has the runtime's Python: bytecode for it, and the isolated import check
+        assert re.search(rf"python{version}|/{version}\.[0-9]+/bin/python -I -S", check), check
+        assert "imported from outside the package" in check
+        assert re.search(r"-m compileall .*--invalidation-mode unchecked-hash build/code", recipe)
+    else:
+        assert f"no Python {version} here" in recipe
+
+
+def test_make_package_refuses_a_runtime_it_has_no_pins_for():
+    done = subprocess.run(["make", "package", "PYTHON_RUNTIME=python3.9"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode != 0 and "must be python3.10 or python3.12" in done.stdout
 
 
 def test_the_function_reads_only_documented_settings_and_no_time_warp():
