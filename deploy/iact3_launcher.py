@@ -35,7 +35,7 @@ def _is_loopback(host: object) -> bool:
         return False
 
 
-def _loopback_only(event: str, args: tuple) -> None:
+def _loopback_only(event: str, args: tuple[object, ...]) -> None:
     """An audit hook: observes, and refuses name lookups and connections of anything off loopback."""
     if event == "socket.getaddrinfo" and args and args[0] is not None and not _is_loopback(args[0]):
         raise ConnectionRefusedError(f"iact3 launcher: {args[0]} is not the local cloud (loopback only)")

@@ -35,7 +35,7 @@ def prepare(workdir: Path, image_id: str) -> dict[str, Any]:
     if workdir.exists():
         shutil.rmtree(workdir)
     (workdir / "home").mkdir(parents=True)
-    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    config: dict[str, Any] = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     for test in config["tests"].values():
         test.setdefault("parameters", {})["ImageId"] = image_id
     (workdir / ".iact3.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             output = done.stdout + done.stderr
         except subprocess.TimeoutExpired as expired:
-            output = f"{expired.stdout or ''}{expired.stderr or ''}\niact3 still running after {args.timeout:.0f} s"
+            partial = (expired.stdout or b"", expired.stderr or b"")
+            text = "".join(part.decode(errors="replace") if isinstance(part, bytes) else part for part in partial)
+            output = f"{text}\niact3 still running after {args.timeout:.0f} s"
             done = None
         problems = check(cloud, config, args.workdir)
         if done is not None and done.returncode != 0:
