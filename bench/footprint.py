@@ -196,38 +196,28 @@ def memory_size_for(peak_mb: float) -> int:
     return int(math.ceil(wanted / FC3_MEMORY_STEP_MB) * FC3_MEMORY_STEP_MB)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--copy-seconds",
-        type=float,
-        action="append",
-        help="a Create of a copy this long to run (repeatable); default 30 and 3600",
-    )
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def measure_in_child(child: list[str]) -> int:
+    """One measurement, in this (child) process; its figures are the last line printed."""
+    kind = child[0]
+    if kind == "import":
+        figures: object = {**measure_import(), **create_invocation_bound()}
+    elif kind == "create":
+        figures = measure_create(float(child[1]))
+    else:
+        raise SystemExit(f"unknown measurement {kind!r}")
+    print(json.dumps(figures))
+    return 0
 
-    if args.child:
-        kind = args.child[0]
-        if kind == "import":
-            figures: object = {**measure_import(), **create_invocation_bound()}
-        elif kind == "create":
-            figures = measure_create(float(args.child[1]))
-        else:
-            raise SystemExit(f"unknown measurement {kind!r}")
-        print(json.dumps(figures))
-        return 0
 
-    alone = cast(AloneFigures, run_child("import", timeout=120))
-    lengths = args.copy_seconds or [30.0, 3600.0]
-    creates = [cast(CreateFigures, run_child("create", str(seconds), timeout=600)) for seconds in lengths]
+def combine(alone: AloneFigures, creates: list[CreateFigures]) -> dict[str, object]:
+    """The children's figures combined, with the memory the function needs."""
     create_peak = max(create["peak_rss_mb"] for create in creates)
     # The function's own peak: importing it alone, plus what running a Create added on top of the imports in the
     # process it shared with the stand-ins.
     import_growth = alone["peak_rss_mb"] - alone["bare_interpreter_rss_mb"]
     run_growth = max(max(0.0, c["peak_rss_mb"] - c["emulator_rss_mb"] - import_growth) for c in creates)
     worst = max(creates, key=lambda c: c["worst_invocation_seconds"])
-    result: dict[str, object] = {
+    return {
         "import_only_peak_rss_mb": alone["peak_rss_mb"],
         "bare_interpreter_rss_mb": alone["bare_interpreter_rss_mb"],
         "create_process_peak_rss_mb": create_peak,
@@ -244,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         "create_invocation_bound_seconds": alone["create_invocation_bound_seconds"],
         "memory_needed_mb": memory_size_for(create_peak),
     }
+
+
+def print_summary(result: dict[str, object], creates: list[CreateFigures]) -> None:
+    create_peak = result["create_process_peak_rss_mb"]
     print(
         f"memory: import alone peaks at {result['import_only_peak_rss_mb']} MB (bare interpreter "
         f"{result['bare_interpreter_rss_mb']} MB); a whole Create process, stand-ins included, at {create_peak} MB; "
@@ -265,6 +259,26 @@ def main(argv: list[str] | None = None) -> int:
         f"can run {result['create_invocation_bound_seconds']:g} s (one ECS call "
         f"{result['ecs_call_worst_seconds']:g} s, delivering the answer {result['answer_delivery_worst_seconds']:g} s)"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--copy-seconds",
+        type=float,
+        action="append",
+        help="a Create of a copy this long to run (repeatable); default 30 and 3600",
+    )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return measure_in_child(args.child)
+
+    alone = cast(AloneFigures, run_child("import", timeout=120))
+    lengths = args.copy_seconds or [30.0, 3600.0]
+    creates = [cast(CreateFigures, run_child("create", str(seconds), timeout=600)) for seconds in lengths]
+    result = combine(alone, creates)
+    print_summary(result, creates)
     print(json.dumps(result))
     return 0
 
