@@ -77,13 +77,63 @@ def check(cloud: Any, config: dict[str, Any], workdir: Path) -> list[str]:
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iact3-python", default=str(ROOT / ".venv-iact3" / "bin" / "python"))
     parser.add_argument("--copy-seconds", type=float, default=8.0, help="each copy's length (real seconds)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "iact3", help="iact3's project and report")
     parser.add_argument("--timeout", type=float, default=480.0, help="seconds before iact3 is stopped")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def iact3_environment(workdir: Path, key_id: str, key_secret: str, ros_endpoint: str) -> dict[str, str]:
+    """All of iact3's environment: the local cloud's fake key and ROS API, and nothing of this machine's setup."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir / "home"),  # no aliyun CLI profile, no ~/.iact3.yml of this machine
+        "LANG": "C.UTF-8",
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": key_id,  # the local cloud's fake key, iact3's only credentials
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": key_secret,
+        "IACT3_LOCAL_ROS_ENDPOINT": ros_endpoint,
+    }
+
+
+def run_iact3(args: argparse.Namespace, env: dict[str, str]) -> tuple[int | None, str]:
+    """``iact3 test run`` in the work directory: its exit code (None when it was stopped) and its output."""
+    command = [
+        os.path.abspath(args.iact3_python),
+        str(LAUNCHER),
+        "test",
+        "run",
+    ]  # in workdir, as from the repository root
+    try:
+        done = subprocess.run(  # noqa: S603 - our launcher and arguments of ours
+            command, env=env, cwd=args.workdir, capture_output=True, text=True, timeout=args.timeout, check=False
+        )
+    except subprocess.TimeoutExpired as expired:
+        partial = (expired.stdout or b"", expired.stderr or b"")
+        text = "".join(part.decode(errors="replace") if isinstance(part, bytes) else part for part in partial)
+        return None, f"{text}\niact3 still running after {args.timeout:.0f} s"
+    return done.returncode, done.stdout + done.stderr
+
+
+def report(
+    output: str, problems: list[str], calls: list[str], config: dict[str, Any], workdir: Path, seconds: float
+) -> int:
+    """Print iact3's log (all of it when the run failed) and the verdict; the exit code."""
+    lines = output.rstrip().splitlines()
+    print("\n".join(lines if problems else lines[-12:]))  # iact3's whole log when it failed
+    print(f"\nROS API calls by iact3: {', '.join(calls)}")
+    if problems:
+        print("\nIACT3 FAILED: " + "; ".join(problems))
+        return 1
+    tests = ", ".join(config["tests"])
+    print(f"\niact3 passed: {tests} Success ({seconds:.0f} s; report in {workdir})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from emulator.cloud import LocalCloud
 
@@ -94,46 +144,16 @@ def main(argv: list[str] | None = None) -> int:
         key = cloud.credentials.add_access_key()
         source = cloud.seed_image("iact3-source")
         config = prepare(args.workdir, source.image_id)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(args.workdir / "home"),  # no aliyun CLI profile, no ~/.iact3.yml of this machine
-            "LANG": "C.UTF-8",
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": key.id,  # the local cloud's fake key, iact3's only credentials
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": key.secret,
-            "IACT3_LOCAL_ROS_ENDPOINT": cloud.ros.endpoint,
-        }
-        command = [
-            os.path.abspath(args.iact3_python),
-            str(LAUNCHER),
-            "test",
-            "run",
-        ]  # in workdir, as from the repository root
         print(f"iact3 test run on the local cloud (ROS API {cloud.ros.url}, source image {source.image_id})")
-        try:
-            done = subprocess.run(  # noqa: S603 - our launcher and arguments of ours
-                command, env=env, cwd=args.workdir, capture_output=True, text=True, timeout=args.timeout, check=False
-            )
-            output = done.stdout + done.stderr
-        except subprocess.TimeoutExpired as expired:
-            partial = (expired.stdout or b"", expired.stderr or b"")
-            text = "".join(part.decode(errors="replace") if isinstance(part, bytes) else part for part in partial)
-            output = f"{text}\niact3 still running after {args.timeout:.0f} s"
-            done = None
+        env = iact3_environment(args.workdir, key.id, key.secret, cloud.ros.endpoint)
+        returncode, output = run_iact3(args, env)
         problems = check(cloud, config, args.workdir)
-        if done is not None and done.returncode != 0:
-            problems.insert(0, f"iact3 exited {done.returncode}")
+        if returncode is not None and returncode != 0:
+            problems.insert(0, f"iact3 exited {returncode}")
         calls = sorted({call.action for call in cloud.ros.api.calls})
         if "DescribeRegions" in calls:  # .iact3.yml names the region: iact3 must not need to list them
             problems.append("iact3 called DescribeRegions")
-    lines = output.rstrip().splitlines()
-    print("\n".join(lines if problems else lines[-12:]))  # iact3's whole log when it failed
-    print(f"\nROS API calls by iact3: {', '.join(calls)}")
-    if problems:
-        print("\nIACT3 FAILED: " + "; ".join(problems))
-        return 1
-    tests = ", ".join(config["tests"])
-    print(f"\niact3 passed: {tests} Success ({time.monotonic() - started:.0f} s; report in {args.workdir})")
-    return 0
+    return report(output, problems, calls, config, args.workdir, time.monotonic() - started)
 
 
 if __name__ == "__main__":
