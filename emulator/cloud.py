@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,17 @@ def install_function_clock(clock: VirtualClock) -> Callable[[], None]:
         function_clock.install(previous)
 
     return undo
+
+
+def provider_function(code_dir: Path, handler: str, fc_api: str) -> FunctionSpec:
+    """The provider's function as the local cloud deploys it: an FC 3.0 function, or one in an FC 2.0 service."""
+    return FunctionSpec(
+        name="ros-copy-image",
+        code_dir=code_dir,
+        handler=handler,
+        service="ros-copy-image-svc" if fc_api == "fc2" else None,
+        install_clock=install_function_clock,
+    )
 
 
 class LocalCloud:
@@ -66,16 +78,12 @@ class LocalCloud:
         self.ecs = EcsStandIn(self.clock, self.credentials, copy_seconds=copy_seconds)
         fc_listener = listening_socket()  # the function's environment names FC's endpoint before FC starts
         self._fc_port: int = fc_listener.getsockname()[1]
-        self.function = FunctionSpec(
-            name="ros-copy-image",
-            code_dir=code_dir,
-            handler=handler,
+        self.function = replace(
+            provider_function(code_dir, handler, fc_api),
             timeout=function_timeout,
-            service="ros-copy-image-svc" if fc_api == "fc2" else None,
             max_async_retries=max_async_retries,
             credentials_in_context=credentials_in_context,
             credentials_in_environment=credentials_in_environment,
-            install_clock=install_function_clock,
         )
         self.fc = FcStandIn(self.clock, self.credentials, self.function, region=region, listener=fc_listener)
         self.ros = RosStandIn(
