@@ -265,7 +265,6 @@ def _call_fc3(
     (ROA, ACS3 signature), without importing that SDK on every cold start (bench/compare.py: about 0.07
     CPU-seconds). 409 raises AlreadyScheduled; 429, 5xx and no answer raise _Transient."""
     from alibabacloud_tea_openapi.client import Client
-    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
     from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
     from darabonba.runtime import RuntimeOptions
 
@@ -298,15 +297,23 @@ def _call_fc3(
             OpenApiRequest(headers=headers or {}, body=body, stream=body),
             RuntimeOptions(autoretry=False, connect_timeout=timeout_ms, read_timeout=timeout_ms),
         )
-    except AlibabaCloudException as error:
-        status = getattr(error, "status_code", None) or 0
-        if status == 409:
-            raise AlreadyScheduled(f"FC {action}: HTTP 409 {error.code}") from None
-        if status == 429 or status >= 500:
-            raise _Transient(f"FC {action}: HTTP {status} {error.code}") from None
-        raise InvocationFailed(f"FC {action} failed: {error.code}: {sdk_message(error)}") from None
-    except Exception as error:  # no HTTP answer at all
-        raise _Transient(f"FC {action}: {type(error).__name__}") from None
+    except Exception as error:
+        raise _fc3_failure(action, error) from None
+
+
+def _fc3_failure(action: str, error: Exception) -> Exception:
+    """What a failed FC 3.0 call raises: AlreadyScheduled for 409, _Transient for 429, 5xx and no answer at all,
+    InvocationFailed for the rest."""
+    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+
+    if not isinstance(error, AlibabaCloudException):  # no HTTP answer at all
+        return _Transient(f"FC {action}: {type(error).__name__}")
+    status = getattr(error, "status_code", None) or 0
+    if status == 409:
+        return AlreadyScheduled(f"FC {action}: HTTP 409 {error.code}")
+    if status == 429 or status >= 500:
+        return _Transient(f"FC {action}: HTTP {status} {error.code}")
+    return InvocationFailed(f"FC {action} failed: {error.code}: {sdk_message(error)}")
 
 
 def _invoke_fc2(
