@@ -19,6 +19,8 @@ from emulator.clock import VirtualClock
 from emulator.credentials import AccessKey, CredentialStore
 from emulator.fc.model import (
     ASYNC_PAYLOAD_LIMIT,
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_REGION,
     MAX_ASYNC_RETRIES,
     TASK_ID,
     Context,
@@ -41,8 +43,8 @@ class FcBackend:
         clock: VirtualClock,
         credentials: CredentialStore,
         function: FunctionSpec,
-        region: str = "cn-hangzhou",
-        account_id: str = "1234567890123456",
+        region: str = DEFAULT_REGION,
+        account_id: str = DEFAULT_ACCOUNT_ID,
     ) -> None:
         if not 0 <= function.max_async_retries <= MAX_ASYNC_RETRIES:
             raise ValueError(f"max_async_retries must be within 0..{MAX_ASYNC_RETRIES}")

@@ -13,6 +13,8 @@ from emulator.clock import VirtualClock
 from emulator.errors import ApiError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_REGION = "cn-hangzhou"
+DEFAULT_ACCOUNT_ID = "1234567890123456"
 ASYNC_PAYLOAD_LIMIT = 128 * 1024  # bytes, FC's limit for an asynchronous invocation
 MAX_ASYNC_DELAY = 3600  # seconds: FC 3.0 documents (0, 3600) for x-fc-async-delay, FC 2.0 [0, 3600]
 MAX_ASYNC_RETRIES = 8  # maxAsyncRetryAttempts is 0..8

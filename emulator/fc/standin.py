@@ -17,7 +17,7 @@ from emulator.clock import VirtualClock
 from emulator.credentials import CredentialStore
 from emulator.fc.api import FcApi
 from emulator.fc.backend import FcBackend
-from emulator.fc.model import FunctionSpec
+from emulator.fc.model import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, FunctionSpec
 from emulator.http import Reply, Request, StandIn
 
 
@@ -29,8 +29,8 @@ class FcStandIn(FcBackend, StandIn):
         clock: VirtualClock,
         credentials: CredentialStore,
         function: FunctionSpec,
-        region: str = "cn-hangzhou",
-        account_id: str = "1234567890123456",
+        region: str = DEFAULT_REGION,
+        account_id: str = DEFAULT_ACCOUNT_ID,
         port: int = 0,
         listener: socket.socket | None = None,
     ) -> None:
