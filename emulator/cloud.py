@@ -1,4 +1,5 @@
-"""The whole local cloud in one object: ECS, FC and ROS stand-ins wired to the real function, on one virtual clock."""
+"""The whole local cloud in one object: ECS, FC, ROS and OOS stand-ins wired to the real function, on one virtual
+clock."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from emulator.credentials import AccessKey, CredentialStore
 from emulator.ecs import EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
 from emulator.http import LOOPBACK, listening_socket
+from emulator.oos import OosStandIn
 from emulator.ros import RosStandIn, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
 FUNCTION_DIR = ROOT / "function"
 SOURCE_REGION = "cn-hangzhou"
+KEY_PARAMETER = "copyimage-continuation-key"  # the function's default COPYIMAGE_CONTINUATION_KEY_PARAMETER
 
 
 def install_function_clock(clock: VirtualClock) -> Callable[[], None]:
@@ -64,6 +67,8 @@ class LocalCloud:
         public_url_reachable: bool = True,
         send_physical_id_after_timeout: bool = False,
         accept_late_answers: bool = False,
+        resource_type_shown: str = "declared",
+        resource_status_shown: str = "in_progress",
         environment: dict[str, str] | None = None,
         region: str = SOURCE_REGION,
         interleave_seed: int | None = None,
@@ -95,7 +100,10 @@ class LocalCloud:
             send_physical_id_after_timeout=send_physical_id_after_timeout,
             accept_late_answers=accept_late_answers,
             credentials=self.credentials,  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint, signs with these
+            resource_type_shown=resource_type_shown,
+            resource_status_shown=resource_status_shown,
         )
+        self.oos = OosStandIn(self.clock, self.credentials)  # holds the key that seals the function's continuations
         self._extra_environment = dict(environment or {})
         self.region = region
 
@@ -103,6 +111,8 @@ class LocalCloud:
         random.seed(self.seed)  # the function's retry jitter: the same run every time
         self.ecs.start()
         self.ros.start()
+        self.oos.start()
+        self.oos.put(self.region, KEY_PARAMETER)
         self.function.environment.update(self.function_environment())
         self.fc.start()
         return self
@@ -112,13 +122,13 @@ class LocalCloud:
         function's retry jitter and the interleaving of same-instant events follow ``seed``."""
         self.ecs.reset()
         self.fc.reset()
-        self.ros.reset()
+        self.ros.reset()  # the continuation key stays: a function instance keeps it cached
         self.clock.reseed(seed if interleave else None)
         random.seed(seed)
 
     def stop(self) -> None:
         self.clock.close()
-        for stand_in in (self.fc, self.ros, self.ecs):
+        for stand_in in (self.fc, self.ros, self.ecs, self.oos):
             stand_in.stop()
 
     def __enter__(self) -> LocalCloud:
@@ -132,6 +142,8 @@ class LocalCloud:
         return {
             "COPYIMAGE_ECS_ENDPOINT": self.ecs.url,
             "COPYIMAGE_FC_ENDPOINT": f"http://{LOOPBACK}:{self._fc_port}",
+            "COPYIMAGE_ROS_ENDPOINT": self.ros.url,
+            "COPYIMAGE_OOS_ENDPOINT": self.oos.url,
             "COPYIMAGE_RESPONSE_HOSTS": LOOPBACK,
             "POWERTOOLS_SERVICE_NAME": "ros-copy-image",
             **self._extra_environment,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 
 import pytest
 
-from emulator.cloud import ROOT, LocalCloud
+from emulator.cloud import KEY_PARAMETER, ROOT, LocalCloud
 
 __all__ = ["ROOT"]
 
@@ -70,6 +72,15 @@ def request_and_answer(
 
 def copies_in(cloud: LocalCloud, region: str = DESTINATION) -> list:
     return [image for image in cloud.ecs.images(region) if image.is_copy]
+
+
+def seal(cloud: LocalCloud, body: dict, version: int = 1) -> dict:
+    """A continuation event sealed as the function seals one (HMAC-SHA256 over the canonical JSON of the body and
+    its key version), with version ``version`` of the cloud's key: what only a holder of the key can write."""
+    key = cloud.oos.parameters[(cloud.region, KEY_PARAMETER)].values[version - 1][0]
+    body = {**body, "KeyVersion": version}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return {"Continuation": body, "Mac": hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()}
 
 
 def actions(cloud: LocalCloud) -> list[str]:

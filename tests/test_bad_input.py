@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import actions, copies_in, properties, request_and_answer, send
+from conftest import actions, copies_in, properties, request_and_answer, seal, send
 from copyimage.protocol import FAILED_CREATE_PREFIX
 
 from emulator.fc import InvocationFailed
@@ -126,8 +126,18 @@ def test_a_region_ecs_does_not_serve_is_refused_before_any_copy(cloud, source, n
 
 def test_continuation_of_an_unknown_version_is_answered_failed(cloud, source):
     request = cloud.ros.new_request("Create", properties(source))
-    event = {"Continuation": {"Version": 99, "Request": request, "Wait": {}}}
+    event = seal(cloud, {"Version": 99, "Request": request, "Wait": {}})  # the function's own, of another version
     cloud.fc.invoke(json.dumps(event).encode(), invocation_type="Sync")
     answer = cloud.ros.wait_answer(request["RequestId"], timeout=1)
     assert answer["Status"] == "FAILED"
     assert "continuation version 99 is not supported" in answer["Reason"]
+
+
+def test_an_unsealed_continuation_is_refused_without_an_answer(cloud, source):
+    # Versions 2 and 3 carried no seal: whoever may invoke the function could have written them.
+    request = cloud.ros.new_request("Create", properties(source))
+    event = {"Continuation": {"Version": 3, "Request": request, "Wait": {"began_at": 0, "deadline": 0}}}
+    _, result = cloud.fc.invoke(json.dumps(event).encode(), invocation_type="Sync")
+    assert result["Status"] == "REFUSED"
+    assert cloud.ros.wait_answer(request["RequestId"], timeout=1) is None
+    assert cloud.ecs.calls == []

@@ -191,14 +191,17 @@ def test_each_request_logs_the_platform_facts_once(make_cloud, capsys, tag_refus
     assert answer["Status"] == "SUCCESS"
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     facts = [line for line in lines if line.get("message") == "platform fact"]
-    assert [f["fact"] for f in facts] == ["response_url", "invocation", "tag_copy_in_progress"]  # once each
+    assert [f["fact"] for f in facts] == ["response_url", "invocation", "ros_verification", "tag_copy_in_progress"]
     assert all(f["ros_request_id"] == request["RequestId"] for f in facts)
     url = facts[0]["response_url"]
     assert url == {"scheme": "http", "host": "127.0.0.1"}  # scheme and host only: no path, no query
     assert "Signature" not in json.dumps(facts)
     assert facts[1]["invocation_type"] == "not in the context" and "request_id" in facts[1]["context_fields"]
+    # What GetStackResource showed while the provider ran (the ROS stand-in's default switches).
+    assert facts[2]["resource_type"] == "Custom::CopyImage" and facts[2]["resource_status"] == "CREATE_IN_PROGRESS"
+    assert facts[2]["stack_status"] == "CREATE_IN_PROGRESS"
     expected = "refused: InvalidStatus.ImageIsCreating" if tag_refused else "accepted"
-    assert facts[2]["ecs_answer"] == expected
+    assert facts[3]["ecs_answer"] == expected
 
 
 def test_the_tag_fact_is_logged_at_the_first_mark_even_when_the_copy_started_late(make_cloud, capsys):

@@ -442,6 +442,23 @@ def test_policy_allows_the_self_invocation_on_the_function_only():
     assert {action for action in allowed if action.startswith("fc:")} == called
 
 
+def test_policy_allows_the_ros_and_oos_reads_the_code_makes_and_no_more():
+    # verify.py asks ROS about a first delivery; sealing.py reads the continuation key (KMS decrypts it for OOS).
+    from copyimage.config import DEFAULT_KEY_PARAMETER
+
+    verify = (SOURCE / "verify.py").read_text(encoding="utf-8")
+    sealing = (SOURCE / "sealing.py").read_text(encoding="utf-8")
+    called = {f"ros:{action}" for action in re.findall(r'"ROS",\s*"([A-Za-z]+)"', verify)}
+    called |= {f"oos:{action}" for action in re.findall(r'"OOS",\s*"([A-Za-z]+)"', sealing)}
+    assert called == {"ros:GetStack", "ros:GetStackResource", "oos:GetSecretParameter"}
+    allowed = policy_actions(policy())
+    granted = {action for action in allowed if action.split(":")[0] in ("ros", "oos")}
+    assert granted == called
+    assert set(allowed["ros:GetStack"]) == set(allowed["ros:GetStackResource"]) == {f"acs:ros:*:{ACCOUNT}:stack/*"}
+    assert allowed["oos:GetSecretParameter"] == [f"acs:oos:*:{ACCOUNT}:secretparameter/{DEFAULT_KEY_PARAMETER}"]
+    assert set(allowed) & {a for a in allowed if a.startswith("kms:")} == {"kms:GetSecretValue"}
+
+
 def test_policy_has_no_wildcard_action_and_scoped_resources():
     document = policy()
     assert document["Version"] == "1"
@@ -449,7 +466,8 @@ def test_policy_has_no_wildcard_action_and_scoped_resources():
     for action in allowed:
         assert "*" not in action, f"wildcard action {action}"
         assert re.fullmatch(r"[a-z]+:[A-Za-z]+", action), action
-        assert action.split(":")[0] in {"ecs", "fc"}, f"{action}: no other service is needed (deploy/README.md)"
+        service = action.split(":")[0]
+        assert service in {"ecs", "fc", "ros", "oos", "kms"}, f"{action}: no other service is needed (deploy/README.md)"
     assert all(statement["Effect"] == "Allow" for statement in document["Statement"])
     for action, resources in allowed.items():
         if action == "ecs:DescribeImages":

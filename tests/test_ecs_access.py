@@ -39,11 +39,21 @@ def test_every_ecs_call_is_signed_with_the_functions_role(cloud, source):
     assert all(c.status == 200 for c in cloud.ecs.calls)
 
 
-def test_rejected_signature_fails_the_create_with_ecs_code(cloud, source):
+@pytest.mark.parametrize("verify", [True, False])
+def test_rejected_signature_fails_the_create_with_the_services_code(make_cloud, verify):
+    cloud = make_cloud(environment={} if verify else {"COPYIMAGE_VERIFY_WITH_ROS": "false"})
+    source = cloud.seed_image("golden-source")
     cloud.credentials.revoke(cloud.fc.function_credentials.id)  # the role's STS key no longer exists
     _, answer = request_and_answer(cloud, "Create", properties(source))
     assert answer["Status"] == "FAILED"
-    assert "ECS DescribeRegions failed: InvalidAccessKeyId.NotFound" in answer["Reason"]
+    if verify:  # ROS is asked first; the reason says what to grant, or how to turn verification off
+        assert "ROS GetStack failed: InvalidAccessKeyId.NotFound" in answer["Reason"]
+        assert "ros:GetStack" in answer["Reason"] and "COPYIMAGE_VERIFY_WITH_ROS=false" in answer["Reason"]
+        assert cloud.ecs.calls == []
+    else:
+        # DescribeRegions is a courtesy (its failure lets the Create go on): the next ECS call's refusal is the reason.
+        assert "ECS DescribeImages failed: InvalidAccessKeyId.NotFound" in answer["Reason"]
+        assert [c.action for c in cloud.ros.api.calls] == []
     assert copies_in(cloud) == []
 
 

@@ -48,7 +48,7 @@ from typing import Any
 from emulator.credentials import CredentialStore
 from emulator.errors import ApiError
 from emulator.http import Reply, Request
-from emulator.ros.models import ParameterError, Stack, StackStateError, TemplateError
+from emulator.ros.models import CUSTOM_TYPES, ParameterError, ResourceState, Stack, StackStateError, TemplateError
 from emulator.ros.stacks import StackEngine
 from emulator.ros.templates import parse_template
 from emulator.rpc import Call, Params, RpcEnvelope
@@ -270,7 +270,7 @@ class RosApi:
                 return {"StackId": earlier}
             with self.ros.lock:
                 taken = any(
-                    s.name == name and s.region == region and s.status != "DELETE_COMPLETE"
+                    s.name == name and s.region == region and s.status != "DELETE_COMPLETE" and not s.played
                     for s in self.ros.stacks.values()
                 )
             if taken:
@@ -404,7 +404,8 @@ class RosApi:
 
     def list_stack_resources(self, params: RosParams) -> dict[str, Any]:
         return self._read(
-            params, lambda stack: {"Resources": [_resource(stack, r.logical_id) for r in stack.resources.values()]}
+            params,
+            lambda stack: {"Resources": [self._resource(stack, r.logical_id) for r in stack.resources.values()]},
         )
 
     def get_stack_resource(self, params: RosParams) -> dict[str, Any]:
@@ -416,7 +417,7 @@ class RosApi:
                 # Heat's code and wording (ROS's ancestor); not confirmed in ROS's documentation.
                 message = f"The Resource ({logical_id}) could not be found in Stack {stack.name}."
                 raise RosError(404, "ResourceNotFound", message)
-            result = _resource(stack, logical_id)
+            result = self._resource(stack, logical_id)
             spec = (stack.template.get("Resources") or {}).get(logical_id) or {}
             if spec.get("Description"):
                 result["Description"] = spec["Description"]
@@ -427,9 +428,19 @@ class RosApi:
 
         return self._read(params, view)
 
+    def _resource(self, stack: Stack, logical_id: str) -> dict[str, Any]:
+        """A resource as GetStackResource and ListStackResources show it; for a custom resource while its provider
+        runs, as the switches ``resource_type_shown`` and ``resource_status_shown`` say (undocumented)."""
+        resource = stack.resources[logical_id]
+        shown = _resource(stack, resource)
+        if self.ros.resource_type_shown == "generic" and resource.type.startswith("Custom::"):
+            shown["ResourceType"] = CUSTOM_TYPES[0]
+        if self.ros.resource_status_shown == "previous" and resource.status.endswith("_IN_PROGRESS"):
+            shown["Status"] = resource.previous_status
+        return shown
 
-def _resource(stack: Stack, logical_id: str) -> dict[str, Any]:
-    resource = stack.resources[logical_id]
+
+def _resource(stack: Stack, resource: ResourceState) -> dict[str, Any]:
     result: dict[str, Any] = {
         "LogicalResourceId": resource.logical_id,
         "ResourceType": resource.type,

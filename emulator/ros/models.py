@@ -14,6 +14,9 @@ CUSTOM_TYPES = ("ALIYUN::ROS::CustomResource",)
 PSEUDO_REGION, PSEUDO_ACCOUNT = "ALIYUN::Region", "ALIYUN::AccountId"
 DEFAULT_RESOURCE_TIMEOUT = 60.0  # seconds: the custom resource Timeout's documented default
 UPDATABLE_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_FAILED")
+# What GetStackResource shows for a custom resource while its provider runs is not documented: switches.
+RESOURCE_TYPES_SHOWN = ("declared", "generic")  # the template's Custom::X, or ALIYUN::ROS::CustomResource
+RESOURCE_STATUSES_SHOWN = ("in_progress", "previous")  # <OPERATION>_IN_PROGRESS, or the status before it
 Template = dict[str, Any]  # a parsed template: JSON or YAML data, checked by emulator.ros.templates
 
 
@@ -88,6 +91,7 @@ class ResourceState:
     reason: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+    previous_status: str = "INIT_COMPLETE"  # before the operation in progress (resource_status_shown="previous")
 
 
 @dataclass
@@ -108,6 +112,7 @@ class Stack:
     updated_at: float = 0.0
     operation: Task | None = None  # the running operation
     region: str = ""
+    played: bool = False  # a test plays ROS for it: made by new_request, not by a stack operation
 
     @property
     def in_progress(self) -> bool:

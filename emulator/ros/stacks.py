@@ -27,16 +27,62 @@ from emulator.ros.models import (
 )
 from emulator.ros.templates import check_template, custom_resources, levels_of, outputs_of, parameter_values, resolve
 
+# The status a played stack and resource are in when a test sends each request type.
+PLAYED_STATUSES = {"Create": "CREATE_IN_PROGRESS", "Update": "UPDATE_IN_PROGRESS", "Delete": "DELETE_IN_PROGRESS"}
+
 
 class StackEngine(ResponseUrls):
     """Stacks and their operations (the stand-in's state, for the API and for tests)."""
 
     invocation_type: str
     send_physical_id_after_timeout: bool
+    resource_type_shown: str
+    resource_status_shown: str
 
     def __init__(self) -> None:
         super().__init__()
         self.stacks: dict[str, Stack] = {}
+
+    def new_request(
+        self, request_type: str, properties: Mapping[str, object] | None = None, *, play: bool = True, **fields: Any
+    ) -> dict[str, Any]:
+        """A complete ROS request (see ResponseUrls.new_request). With ``play``, the test plays ROS: the stack it names
+        is registered (or brought to the status this request type is sent in) unless a stack operation made it, so
+        that the ROS API confirms the request as it would confirm ROS's own."""
+        request = super().new_request(request_type, properties, **fields)
+        if play:
+            self._play(request)
+        return request
+
+    def _play(self, request: Mapping[str, Any]) -> None:
+        now = self.clock.now()
+        status = PLAYED_STATUSES.get(str(request["RequestType"]), "CREATE_IN_PROGRESS")
+        logical_id, resource_type = str(request["LogicalResourceId"]), str(request["ResourceType"])
+        with self._lock:
+            stack = self.stacks.get(request["StackId"])
+            if stack is None:
+                template = {
+                    "ROSTemplateFormatVersion": "2015-09-01",
+                    "Resources": {logical_id: {"Type": resource_type}},
+                }
+                stack = Stack(
+                    id=request["StackId"],
+                    name=request["StackName"],
+                    template=template,
+                    parameters={},
+                    created_at=now,
+                    updated_at=now,
+                    region=request["RegionId"],
+                    played=True,
+                )
+                self.stacks[stack.id] = stack
+            if not stack.played:
+                return
+            resource = stack.resources.setdefault(
+                logical_id, ResourceState(logical_id, resource_type, {}, created_at=now)
+            )
+            resource.previous_status, resource.status, resource.updated_at = resource.status, status, now
+            stack.status, stack.updated_at = status, now
 
     # -- stack operations, for Python callers (tests, the demo): each drives the clock until it is done ----------
 
@@ -320,6 +366,8 @@ class StackEngine(ResponseUrls):
         with self._lock:
             now = self.clock.now()
             # "state changed": the wording of Heat (ROS's ancestor) for a resource's plain transitions.
+            if status.endswith("_IN_PROGRESS"):
+                resource.previous_status = resource.status
             resource.status, resource.reason, resource.updated_at = status, reason or "state changed", now
             stack.events.append(
                 Event(
@@ -354,6 +402,7 @@ class StackEngine(ResponseUrls):
             stack_name=stack.name,
             resource_type=resource.type,
             region=stack.region or self.region,
+            play=False,
         )
         with self._lock:
             pending = self._pending[request["RequestId"]]

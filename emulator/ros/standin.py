@@ -8,8 +8,10 @@ create back unless asked not to.
 Not documented, hence switches: ``invocation_type`` (whether ROS invokes the function synchronously or
 asynchronously), ``accept_late_answers`` (whether a second answer, or one after the Timeout, is refused or taken
 with 200 and ignored), ``send_physical_id_after_timeout`` (what PhysicalResourceId a Delete carries after a timed-out
-Create). Tests also set ``public_url_reachable`` and the answer faults (``fail_next_answers``,
-``fail_answers_until``).
+Create), ``resource_type_shown`` and ``resource_status_shown`` (what GetStackResource shows for a custom resource
+while its provider runs: its declared ``Custom::`` type or ``ALIYUN::ROS::CustomResource``; its operation's
+``_IN_PROGRESS`` status or the one before). Tests also set ``public_url_reachable`` and the answer faults
+(``fail_next_answers``, ``fail_answers_until``).
 
 Stack and resource statuses are ROS's (CREATE_IN_PROGRESS … CREATE_ROLLBACK_COMPLETE, UPDATE_*, DELETE_*). A failed
 update ends UPDATE_FAILED: the ROLLBACK_* of a failed update with rollback enabled is not emulated. Events of the
@@ -29,6 +31,7 @@ from emulator.credentials import CredentialStore
 from emulator.http import Reply, Request, StandIn, json_reply
 from emulator.ros.answers import FunctionService
 from emulator.ros.api import RosApi
+from emulator.ros.models import RESOURCE_STATUSES_SHOWN, RESOURCE_TYPES_SHOWN
 from emulator.ros.stacks import StackEngine
 
 
@@ -44,6 +47,8 @@ class RosStandIn(StackEngine, StandIn):
         accept_late_answers: bool = False,
         port: int = 0,
         credentials: CredentialStore | None = None,
+        resource_type_shown: str = "declared",
+        resource_status_shown: str = "in_progress",
     ) -> None:
         StandIn.__init__(self, clock, port)
         StackEngine.__init__(self)
@@ -53,6 +58,12 @@ class RosStandIn(StackEngine, StandIn):
         self.public_url_reachable = public_url_reachable
         self.send_physical_id_after_timeout = send_physical_id_after_timeout
         self.accept_late_answers = accept_late_answers
+        if resource_type_shown not in RESOURCE_TYPES_SHOWN or resource_status_shown not in RESOURCE_STATUSES_SHOWN:
+            raise ValueError(
+                f"resource_type_shown: {RESOURCE_TYPES_SHOWN}; resource_status_shown: {RESOURCE_STATUSES_SHOWN}"
+            )
+        self.resource_type_shown = resource_type_shown
+        self.resource_status_shown = resource_status_shown
         self.caller_id = str(10**15 + secrets.randbelow(9 * 10**15))
         # The ROS 2019-09-10 API, on POST / of this endpoint, checking signatures against ``credentials``.
         self.api = RosApi(self, credentials if credentials is not None else CredentialStore())

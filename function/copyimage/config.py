@@ -15,6 +15,7 @@ from copyimage.waiting import PRECISION_SECONDS
 
 ROS_MAX_WAIT_SECONDS = 43200  # ROS's longest custom resource Timeout
 SETTINGS_HELP = "COPYIMAGE_RESPONSE_HOSTS"
+DEFAULT_KEY_PARAMETER = "copyimage-continuation-key"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Settings:
     response_attempts: int = 6  # tries to deliver one answer to ROS
     http_timeout_seconds: float = 10.0  # per network call
     precision_seconds: float = PRECISION_SECONDS  # COPYIMAGE_PRECISION_SECONDS: how closely looks pin the end
+    verify_with_ros: bool = True  # COPYIMAGE_VERIFY_WITH_ROS=false: act on a first delivery without asking ROS
+    ros_endpoint: str | None = None  # COPYIMAGE_ROS_ENDPOINT: the ROS API (default ros.aliyuncs.com)
+    oos_endpoint: str | None = None  # COPYIMAGE_OOS_ENDPOINT: the OOS API (default oos.<function region>...)
+    key_parameter: str = DEFAULT_KEY_PARAMETER  # COPYIMAGE_CONTINUATION_KEY_PARAMETER: the OOS secret parameter
 
     @property
     def ecs_call_bound(self) -> float:
@@ -64,16 +69,7 @@ class Settings:
         env = os.environ if env is None else env
 
         def number(name: str, default: float, low: float, high: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                # A typo in the configuration must not leave every request unanswered.
-                logger.warning("ignoring a setting that is not a number", extra={"variable": name, "value": raw[:100]})
-                return default
-            return min(max(value, low), high)
+            return _number(env, name, default, low, high)
 
         function = None
         if env.get("FC_FUNCTION_NAME") and env.get("FC_REGION") and env.get("FC_ACCOUNT_ID"):
@@ -85,12 +81,16 @@ class Settings:
                 qualifier=env.get("FC_QUALIFIER") or None,
             )
         hosts = frozenset(h.strip().lower() for h in env.get(SETTINGS_HELP, "").split(",") if h.strip())
+
+        def flag(name: str) -> bool:
+            return env.get(name, "true").strip().lower() not in ("false", "0", "no", "off")
+
         return cls(
             ecs_endpoint=env.get("COPYIMAGE_ECS_ENDPOINT") or None,
             fc_endpoint=env.get("COPYIMAGE_FC_ENDPOINT") or None,
             response_hosts=hosts,
             function=function,
-            defer=env.get("COPYIMAGE_DEFER", "true").strip().lower() not in ("false", "0", "no", "off"),
+            defer=flag("COPYIMAGE_DEFER"),
             inline_wait_seconds=number("COPYIMAGE_INLINE_WAIT_SECONDS", 0.0, 0.0, 3600.0),
             deadline_margin_seconds=number("COPYIMAGE_DEADLINE_MARGIN_SECONDS", 15.0, 1.0, 600.0),
             max_wait_seconds=number("COPYIMAGE_MAX_WAIT_SECONDS", ROS_MAX_WAIT_SECONDS, 1.0, ROS_MAX_WAIT_SECONDS),
@@ -99,4 +99,21 @@ class Settings:
             response_attempts=int(number("COPYIMAGE_RESPONSE_ATTEMPTS", 6, 1, 10)),
             http_timeout_seconds=number("COPYIMAGE_HTTP_TIMEOUT_SECONDS", 10.0, 1.0, 60.0),
             precision_seconds=number("COPYIMAGE_PRECISION_SECONDS", PRECISION_SECONDS, 1.0, 60.0),
+            verify_with_ros=flag("COPYIMAGE_VERIFY_WITH_ROS"),
+            ros_endpoint=env.get("COPYIMAGE_ROS_ENDPOINT") or None,
+            oos_endpoint=env.get("COPYIMAGE_OOS_ENDPOINT") or None,
+            key_parameter=env.get("COPYIMAGE_CONTINUATION_KEY_PARAMETER", "").strip() or DEFAULT_KEY_PARAMETER,
         )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        # A typo in the configuration must not leave every request unanswered.
+        logger.warning("ignoring a setting that is not a number", extra={"variable": name, "value": raw[:100]})
+        return default
+    return min(max(value, low), high)

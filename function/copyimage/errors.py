@@ -22,6 +22,11 @@ class Unanswerable(InvalidRequest):
     """No answer can ever reach ROS: the request has no usable ResponseURL. Nothing is done for it."""
 
 
+class NotConfirmed(Exception):
+    """ROS contradicts the request (no such stack or resource, or a status where ROS sends no such request): it is
+    not ROS's, and nothing is done for it. No ProviderError: it is never answered."""
+
+
 class InvalidProperty(ProviderError):
     """A resource property breaks a rule. Names the property so the template author can find it."""
 

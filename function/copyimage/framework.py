@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from copyimage import clock
 from copyimage.config import Settings
 from copyimage.credentials import Credentials, resolve_credentials
-from copyimage.errors import AlreadyScheduled, InvalidRequest, ProviderError, Unanswerable
+from copyimage.errors import AlreadyScheduled, InvalidRequest, NotConfirmed, ProviderError, Unanswerable
 from copyimage.logs import begin_invocation, bind_request, guard_sdk_logs, log_fact, logger, redact_url, url_origin
 from copyimage.outbound import answer_urls, deliver_answer, invoke_later, stop_task
 from copyimage.protocol import (
@@ -32,6 +32,8 @@ from copyimage.protocol import (
     partial_request,
     response_body,
 )
+from copyimage.sealing import KeyUnavailable, NotAuthentic, check, seal
+from copyimage.verify import verify
 from copyimage.waiting import (
     MAX_DELAY,
     Budget,
@@ -47,8 +49,8 @@ from copyimage.waiting import (
 )
 
 CONTINUATION = "Continuation"
-CONTINUATION_VERSION = 3  # 3: marks name the chain and hop; FC task ids; 2 (per-hop tokens) is still read
-READABLE_VERSIONS = (2, 3)
+CONTINUATION_VERSION = 4  # 4: sealed (sealing.py); 3 and 2 carried no seal, so they are refused
+READABLE_VERSIONS = (4,)
 DEFAULT_FUNCTION_TIMEOUT = 60.0
 # Before answering, a continuation claims its chain's next hop with a receipt task, stopped once the answer is
 # delivered: a twin or a retry of the answering run cannot claim it and stops; if this run dies before the answer
@@ -74,6 +76,8 @@ class Resource(Protocol):
 
     def discard(self, request: RosRequest, wait: Wait) -> Literal["removed", "usable", "not ours"]: ...
 
+    def nothing_to_delete(self, request: DeleteRequest) -> str | None: ...
+
 
 MakeResource = Callable[[RosRequest, Settings, Credentials], Resource]
 
@@ -95,8 +99,9 @@ def first_token(request_id: str) -> str:
 
 
 def continuation(request_event: Mapping[str, object], wait: Wait) -> dict[str, object]:
-    """The payload of the invocation that picks the wait up: the ROS request as it came, and the wait."""
-    return {CONTINUATION: {"Version": CONTINUATION_VERSION, "Request": dict(request_event), "Wait": wait.to_json()}}
+    """What the invocation that picks the wait up needs: the ROS request as it came, and the wait (sealed by
+    :func:`sealing.seal` before it is sent)."""
+    return {"Version": CONTINUATION_VERSION, "Request": dict(request_event), "Wait": wait.to_json()}
 
 
 def handle(event: object, context: object, make_resource: MakeResource) -> dict[str, str]:
@@ -106,14 +111,11 @@ def handle(event: object, context: object, make_resource: MakeResource) -> dict[
     started_at = clock.current().now()
     settings = Settings.from_env()
     try:
-        request_event, wrapper = _unwrap(decode_event(event))
-        response_url = request_event.get("ResponseURL")
-        if not isinstance(response_url, str) or not response_url.strip():
-            raise Unanswerable("the request has no ResponseURL, so no answer can be sent")
-        intranet_url = request_event.get("IntranetResponseURL")
-        urls = answer_urls(response_url, intranet_url if isinstance(intranet_url, str) else None, settings)
-        if not urls:
-            raise Unanswerable(f"no allowed response URL (ResponseURL host: {redact_url(response_url)})")
+        decoded = decode_event(event)
+        if CONTINUATION in decoded and not _authentic(decoded, settings, context):
+            return {"Status": "REFUSED"}
+        request_event, wrapper = _unwrap(decoded)
+        urls = _answer_urls(request_event, settings)
     except Unanswerable as error:
         logger.error("request cannot be answered: nothing is done for it", extra={"reason": str(error)})
         raise
@@ -142,6 +144,31 @@ def handle(event: object, context: object, make_resource: MakeResource) -> dict[
     if wait is None:  # the request's first invocation: what it shows of the platform, once per request
         _log_platform_facts(request, context)
     return _Invocation(request, settings, context, started_at, urls).run(wait, make_resource)
+
+
+def _answer_urls(request_event: Mapping[str, object], settings: Settings) -> list[str]:
+    response_url = request_event.get("ResponseURL")
+    if not isinstance(response_url, str) or not response_url.strip():
+        raise Unanswerable("the request has no ResponseURL, so no answer can be sent")
+    intranet_url = request_event.get("IntranetResponseURL")
+    urls = answer_urls(response_url, intranet_url if isinstance(intranet_url, str) else None, settings)
+    if not urls:
+        raise Unanswerable(f"no allowed response URL (ResponseURL host: {redact_url(response_url)})")
+    return urls
+
+
+def _authentic(event: Mapping[str, object], settings: Settings, context: object) -> bool:
+    """Whether a continuation is this function's own (its seal verifies). A forged or tampered one is refused
+    before anything is done for it; when the key cannot be read, the invocation fails, so that FC retries it."""
+    try:
+        check(event, settings, resolve_credentials(context))
+    except NotAuthentic as error:
+        logger.error("continuation refused: not authentic", extra={"reason": str(error)})
+        return False
+    except KeyUnavailable as error:
+        logger.error("continuation not checked: the key cannot be read; FC retries it", extra={"reason": str(error)})
+        raise
+    return True
 
 
 def _log_platform_facts(request: RosRequest, context: object) -> None:
@@ -193,12 +220,19 @@ class _Invocation:
 
     def run(self, wait: Wait | None, make_resource: MakeResource) -> dict[str, str]:
         request = self.request
-        if wait is None:
-            wait = self._begin()
         resource = make_resource(request, self.settings, resolve_credentials(self.context))
+        if wait is None:
+            let_go = self._let_go(resource)
+            if let_go is not None:
+                return let_go
+            wait = self._begin()
         budget = self._budget()
         while True:
-            wait, seen = self._observe(resource, wait)
+            try:
+                wait, seen = self._observe(resource, wait)
+            except NotConfirmed as error:
+                logger.error("request not confirmed by ROS: nothing is done for it", extra={"ros_says": str(error)})
+                return {"Status": "NOT_CONFIRMED"}
             decision = decide(wait, seen, clock.current().now(), budget)
             if isinstance(decision, LookAgain):
                 logger.debug("looking again", extra={"delay_seconds": decision.delay})
@@ -248,7 +282,35 @@ class _Invocation:
         chain = chain_of(request.request_id, request.request_type)
         creating = isinstance(request, CreateRequest)
         limit = self.settings.max_wait_seconds if creating else self.settings.cleanup_wait_seconds
-        return Wait.begin(now, limit, owner=chain)
+        return replace(Wait.begin(now, limit, owner=chain), verified=not self.settings.verify_with_ros)
+
+    def _let_go(self, resource: Resource) -> dict[str, str] | None:
+        """A Delete of what never existed is answered SUCCESS at once: no ECS call, and nothing to ask ROS, as
+        nothing is done whoever sent it."""
+        request = self.request
+        if not isinstance(request, DeleteRequest):
+            return None
+        reason = resource.nothing_to_delete(request)
+        if reason is None:
+            return None
+        logger.info("nothing to delete", extra={"reason": reason})
+        return self.deliver(Answer("SUCCESS", request.answer_id))
+
+    def _confirm(self, wait: Wait) -> tuple[Wait, Seen | None]:
+        """Ask ROS whether the request is its own, once per request; a contradiction raises NotConfirmed."""
+        if wait.verified:
+            return wait, None
+        verdict = verify(self.request, self.settings, resolve_credentials(self.context))
+        if verdict.kind == "contradicted":
+            raise NotConfirmed(verdict.detail)
+        if verdict.kind == "unreachable":
+            logger.warning("ROS cannot confirm the request now", extra={"reason": verdict.detail})
+            return wait, Seen("unreachable", detail=verdict.detail)
+        if verdict.kind == "refused":
+            logger.error("ROS refused to confirm the request", extra={"reason": verdict.detail})
+            return wait, Seen("failed", detail=verdict.detail)
+        logger.info("request confirmed by ROS", extra={"detail": verdict.detail})
+        return replace(wait, verified=True), None
 
     def _budget(self) -> Budget:
         function = getattr(self.context, "function", None)
@@ -263,6 +325,9 @@ class _Invocation:
     def _observe(self, resource: Resource, wait: Wait) -> tuple[Wait, Seen]:
         """Do the request's next step and report what it found; errors become ``failed`` or ``unreachable``."""
         request = self.request
+        wait, unconfirmed = self._confirm(wait)
+        if unconfirmed is not None:
+            return wait, unconfirmed
         try:
             if isinstance(request, CreateRequest):
                 if not wait.state:
@@ -301,7 +366,7 @@ class _Invocation:
         try:
             invoke_later(
                 identity,
-                continuation(self.request.raw, decision.wait),
+                seal(continuation(self.request.raw, decision.wait), self.settings, resolve_credentials(self.context)),
                 decision.delay,
                 resolve_credentials(self.context),
                 self.settings,
@@ -333,7 +398,7 @@ class _Invocation:
         try:
             invoke_later(
                 identity,
-                continuation(self.request.raw, following),
+                seal(continuation(self.request.raw, following), self.settings, resolve_credentials(self.context)),
                 delay,
                 resolve_credentials(self.context),
                 self.settings,

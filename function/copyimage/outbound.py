@@ -343,3 +343,87 @@ def _invoke_fc2(
         raise InvocationFailed(f"FC InvokeFunction failed: HTTP {error.status_code} {error.err_code}") from None
     except Exception as error:
         raise InvocationFailed(f"FC InvokeFunction: {type(error).__name__}") from None
+
+
+# --- RPC-style APIs (ROS, OOS) ---------------------------------------------------------------------------------
+
+
+class RpcRefusal(Exception):
+    """An RPC-style call that failed: the service's code (``ConnectionError`` when nothing answered)."""
+
+    def __init__(self, product: str, action: str, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{product} {action} failed: {code}: {message}")
+        self.product, self.action, self.code, self.message, self.status = product, action, code, message, status
+
+    @property
+    def transient(self) -> bool:
+        """Throttling, 5xx or no answer: worth another try later."""
+        return (
+            self.code.startswith("Throttling")
+            or self.code in ("ConnectionError", "ServiceUnavailable", "InternalError")
+            or (self.status is not None and (self.status == 429 or self.status >= 500))
+        )
+
+
+def call_rpc(
+    product: str,
+    action: str,
+    version: str,
+    endpoint: str,
+    query: dict[str, str],
+    credentials: Credentials,
+    settings: Settings,
+) -> dict[str, object]:
+    """One RPC-style call through the OpenAPI core the ECS SDK already loaded (the request a generated SDK builds:
+    ``POST /``, form body, ACS3 signature), retried on throttling, 5xx and no answer; returns the body. Raises
+    RpcRefusal. ``endpoint`` is a host, or a URL whose scheme is used (the local cloud's plain HTTP)."""
+    from alibabacloud_tea_openapi.client import Client
+    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+    from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
+    from darabonba.runtime import RuntimeOptions
+
+    parts = urlsplit(endpoint if "//" in endpoint else f"https://{endpoint}")
+    timeout_ms = int(settings.http_timeout_seconds * 1000)
+    config = Config(
+        access_key_id=credentials.access_key_id,
+        access_key_secret=credentials.access_key_secret,
+        security_token=credentials.security_token,
+        endpoint=parts.netloc,
+        protocol=parts.scheme,
+        region_id=query.get("RegionId"),
+    )
+    params = Params(
+        action=action,
+        version=version,
+        protocol=parts.scheme.upper(),
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
+
+    def once() -> dict[str, object]:
+        try:
+            reply = Client(config).call_api(
+                params,
+                OpenApiRequest(query=query),
+                RuntimeOptions(autoretry=False, connect_timeout=timeout_ms, read_timeout=timeout_ms),
+            )
+        except AlibabaCloudException as error:
+            status = getattr(error, "status_code", None)
+            raise RpcRefusal(product, action, str(error.code), sdk_message(error), status) from None
+        except Exception as error:  # no HTTP answer at all
+            raise RpcRefusal(product, action, "ConnectionError", f"no answer ({type(error).__name__})") from None
+        body = reply.get("body") if isinstance(reply, dict) else None
+        return body if isinstance(body, dict) else {}
+
+    return with_retries(
+        once,
+        attempts=settings.ecs_attempts,
+        is_transient=lambda error: isinstance(error, RpcRefusal) and error.transient,
+        on_retry=lambda attempt, error, pause: logger.warning(
+            f"{product} call failed, retrying", extra={"action": action, "error": str(error), "attempt": attempt}
+        ),
+    )

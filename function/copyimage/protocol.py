@@ -56,6 +56,7 @@ class UpdateRequest(_Request):
 @dataclass(frozen=True, kw_only=True)
 class DeleteRequest(_Request):
     physical_resource_id: str | None  # ROS documents it, but after a timed-out Create it may have none
+    properties_problem: str | None = None  # why ResourceProperties is no object (then properties is {})
     request_type: Literal["Delete"] = "Delete"
 
     @property
@@ -113,6 +114,11 @@ def parse_request(event: Mapping[str, object]) -> RosRequest:
         return value
 
     request_type = text("RequestType")
+    problem = None
+    if request_type == "Delete" and not isinstance(event.get("ResourceProperties"), (Mapping, type(None))):
+        # A Delete must always be able to let go: properties no Create could have used mean nothing was made.
+        problem = "the request's ResourceProperties is not a JSON object of properties"
+        event = {**event, "ResourceProperties": None}
     common: dict[str, Any] = {
         "response_url": text("ResponseURL"),
         "intranet_response_url": text("IntranetResponseURL", required=False) or None,
@@ -133,7 +139,11 @@ def parse_request(event: Mapping[str, object]) -> RosRequest:
             **common,
         )
     if request_type == "Delete":
-        return DeleteRequest(physical_resource_id=text("PhysicalResourceId", required=False) or None, **common)
+        return DeleteRequest(
+            physical_resource_id=text("PhysicalResourceId", required=False) or None,
+            properties_problem=problem,
+            **common,
+        )
     raise InvalidRequest(f"RequestType must be one of {', '.join(REQUEST_TYPES)}, got {request_type[:40]!r}")
 
 

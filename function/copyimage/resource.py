@@ -32,6 +32,8 @@ CONFLICTS = frozenset({"OperationDenied.ImageCopyConflict", "InvalidOperation.Co
 STILL_COPYING = frozenset({"OperationDenied.ImageCopying", "ImageIsCreating"})
 # DeleteSnapshot: still linked to an image being deleted (403 SnapshotCreatedImage), or a conflict (403).
 SNAPSHOT_BUSY = frozenset({"SnapshotCreatedImage", "Operation.Conflict", "OperationConflict"})
+# CopyImage's error table: the destination region does not exist (400).
+DESTINATION_UNKNOWN = frozenset({"DestinationRegion.NotFound", "InvalidDestinationRegionId.NotFound"})
 RETAINED = "retained:"
 Discarded = Literal["removed", "usable", "not ours"]  # the mark of a copy RetainOnDelete kept: no longer the stack's
 GONE_LOOK_SECONDS = 5.0  # look again this soon at an image still listed after DeleteImage, then less often
@@ -88,6 +90,10 @@ class CopyImageResource:
         except EcsError as error:
             if error.code in CONFLICTS:
                 raise TryLater(error.code, f"{error} (another copy of {props.image_id} runs; waiting for it)") from None
+            if error.code in DESTINATION_UNKNOWN:
+                raise InvalidProperty(
+                    "DestinationRegionId", f"{props.destination_region_id!r} is not a region ECS serves ({error})"
+                ) from None
             if error.code.startswith("QuotaExceed.Image"):
                 raise CopyFailed(
                     f"{error}. The account's custom image quota in {props.destination_region_id} is used up: "
@@ -106,8 +112,13 @@ class CopyImageResource:
         return Seen("pending", state={"image_id": image_id, "started_hop": wait.hop})
 
     def _check_regions(self, props: CopyImageProperties) -> None:
-        """Refuse a region no ECS endpoint serves before anything is copied, naming the property."""
-        known = self._images.regions(self._request.region_id or props.source_region_id)
+        """Refuse a region no ECS endpoint serves before anything is copied, naming the property. A courtesy:
+        when DescribeRegions cannot be read, CopyImage judges the regions (see start)."""
+        try:
+            known = self._images.regions(self._request.region_id or props.source_region_id)
+        except EcsError as error:
+            logger.warning("regions not checked: DescribeRegions failed", extra={"error_code": error.code})
+            return
         for name, region in (
             ("SourceRegionId", props.source_region_id),
             ("DestinationRegionId", props.destination_region_id),
@@ -279,17 +290,11 @@ class CopyImageResource:
         no sooner than SETTLE_SECONDS after it was answered, so that no late replay of its Create can
         mistake its absence for a failure.
         """
-        physical = request.physical_resource_id
-        try:
-            options = parse_delete_options(request.properties, request.region_id)
-            if not is_image_id(physical):
-                parse_properties(request.properties, request.region_id)
-        except ProviderError as error:
-            # The Create refused these properties before any ECS call: there is nothing to remove.
-            logger.info("nothing to delete: the properties never validated", extra={"reason": str(error)})
+        why = self.nothing_to_delete(request)
+        if why is not None:
+            logger.info("nothing to delete", extra={"reason": why})
             return Seen("ready", physical_id=request.answer_id)
-        if not options.copies:
-            return Seen("ready", physical_id=request.answer_id)  # AllowCopyInSameRegion: the source stays
+        options = parse_delete_options(request.properties, request.region_id)
         try:
             return self._delete_pass(request, options, dict(wait.state))
         except EcsError as error:
@@ -299,6 +304,21 @@ class CopyImageResource:
                 )
                 return Seen("ready", physical_id=request.answer_id)
             raise
+
+    def nothing_to_delete(self, request: DeleteRequest) -> str | None:
+        """Why a Delete has nothing to remove, without asking ECS, or None. Properties that never validated (of any
+        shape) were refused by the Create before any ECS call; AllowCopyInSameRegion in one region made no copy."""
+        if request.properties_problem:
+            return f"{request.properties_problem}: no Create could have used them"
+        try:
+            options = parse_delete_options(request.properties, request.region_id)
+            if not is_image_id(request.physical_resource_id):
+                parse_properties(request.properties, request.region_id)
+        except ProviderError as error:
+            return f"the properties never validated: {error}"
+        if not options.copies:
+            return "AllowCopyInSameRegion in one region made no copy; the source image stays"
+        return None
 
     def _delete_pass(self, request: DeleteRequest, options: DeleteOptions, state: dict[str, Any]) -> Seen:
         region = options.destination_region_id

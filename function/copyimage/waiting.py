@@ -101,6 +101,7 @@ class Wait:
     started_at: float | None = None  # when the work began (the copy was accepted): the origin of its age
     samples: tuple[tuple[float, int], ...] = ()  # (time, percent) of recent looks
     state: Mapping[str, Any] = field(default_factory=dict)  # the resource's own (its image id, ...)
+    verified: bool = True  # ROS confirmed the request (verify.py), or verification is off
 
     @classmethod
     def begin(cls, now: float, limit: float, owner: str | None = None) -> Wait:
@@ -141,6 +142,7 @@ class Wait:
                 started_at=_number_or_none(raw.get("started_at")),
                 samples=tuple((float(t), int(p)) for t, p in raw.get("samples") or ()),
                 state=dict(raw.get("state") or {}),
+                verified=raw.get("verified") is True,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidRequest(f"malformed continuation: {error!r}") from None
