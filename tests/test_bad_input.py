@@ -141,3 +141,18 @@ def test_an_unsealed_continuation_is_refused_without_an_answer(cloud, source):
     assert result["Status"] == "REFUSED"
     assert cloud.ros.wait_answer(request["RequestId"], timeout=1) is None
     assert cloud.ecs.calls == []
+
+
+@pytest.mark.parametrize("fault", ["server_error", "throttle"])
+def test_with_describeregions_refused_for_good_copyimage_judges_the_regions(cloud, source, fault):
+    # The region check is a courtesy: when DescribeRegions cannot be read, the Create goes on.
+    cloud.ecs.faults.add("DescribeRegions", fault, count=None)
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "SUCCESS"
+    assert len(copies_in(cloud)) == 1
+    # ... and a destination ECS does not serve is still refused, by CopyImage, naming the property.
+    _, answer = request_and_answer(cloud, "Create", properties(source, DestinationRegionId="xx-nowhere-1"))
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith("Property DestinationRegionId: 'xx-nowhere-1' is not a region ECS serves")
+    assert "DestinationRegion.NotFound" in answer["Reason"]
+    assert len(copies_in(cloud)) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DESTINATION, actions, copies_in, properties, request_and_answer
+from conftest import DESTINATION, actions, copies_in, properties, request_and_answer, send
 from copyimage.properties import LOGICAL_ID_TAG, STACK_TAG, WAITER_TAG
 from copyimage.protocol import FAILED_CREATE_PREFIX
 from copyimage.resource import RETAINED
@@ -137,6 +137,21 @@ def test_failed_create_marker_with_nothing_left_deletes_nothing(cloud, source):
     assert answer["PhysicalResourceId"] == "copyimage-failed-abc"
     assert actions(cloud) == ["DescribeImages"]
     assert not cloud.ecs.calls_to("DeleteImage") and not cloud.ecs.calls_to("CancelCopyImage")
+
+
+@pytest.mark.parametrize(
+    "shape", [None, "ImageId=m-1", ["m-1"], 42, {}, {"ImageId": 42}, {"DestinationRegionId": "cn-shanghai"}]
+)
+def test_failed_create_marker_delete_lets_go_whatever_shape_its_properties_have(cloud, shape):
+    # Properties no Create could have used: nothing was made, so ROS must be able to delete the resource at once,
+    # with no ECS call and nothing to ask ROS (whoever sent it, nothing is done).
+    request = cloud.ros.new_request("Delete", {}, physical_id=FAILED_CREATE_PREFIX + "abc")
+    request["ResourceProperties"] = shape
+    answer = send(cloud, request)
+    assert answer is not None and answer["Status"] == "SUCCESS"
+    assert answer["PhysicalResourceId"] == FAILED_CREATE_PREFIX + "abc"
+    assert cloud.ecs.calls == []
+    assert cloud.ros.api.calls == []
 
 
 def test_an_image_without_this_resources_tags_is_never_deleted(cloud, source):

@@ -24,7 +24,12 @@ The invariants:
    events costs at most EXTRA_PER_DELIVERY more invocations (its own run: FC refuses the twin's hand-over, a task
    id it has seen), plus UNSEEN_LOOKS for a replay of ROS's own Create event after its copy is gone;
 6. answers are not multiplied by hand-overs: a request gets at most as many answers taken by ROS as ROS delivered
-   the request itself (a twin or a retry of a continuation finds the answer claimed).
+   the request itself (a twin or a retry of a continuation finds the answer claimed);
+7. a forged event never changes ECS: forged Creates, Updates and Deletes (naming no stack, or the schedule's own
+   stack and copy while no operation of it runs) and tampered continuations (a past deadline, another owner) are
+   delivered at random times; each is stopped at the gate (ROS does not confirm it, or its seal does not verify),
+   and no ECS write carries what only a forged event asked for. (A forgery that names a resource while ROS runs an
+   operation on that very resource is beyond what ROS's API can tell apart: see the README.)
 A request ROS sent synchronously whose run crashed before the handler ran was lost on the way: FC does not retry
 synchronous runs, and the provider never saw it; such requests are counted, not held to invariants 1 and 3.
 
@@ -66,6 +71,8 @@ ECS_ACTIONS = (
 )
 WRITES = ("CopyImage", "TagResources", "UntagResources", "ModifyImageAttribute", "CancelCopyImage", "DeleteImage")
 TRANSIENT = ("throttle", "server_error", "unavailable")
+FORGERIES = ("create", "update", "delete", "continuation")
+GATE = ("NOT_CONFIRMED", "REFUSED")  # what a forged event's run ends with: stopped before anything is done
 STATS_PROPERTY = "model_stats"  # each part reports its counts; conftest.py adds them up and prints them
 
 
@@ -87,6 +94,7 @@ class Schedule:
     replays: list[tuple[str, float]]  # (after "answer" | "delete", offset)
     update_after: float | None = None  # after the Create: update the stack in place this much later
     latencies: list[tuple[float, str, float, float]] = field(default_factory=list)  # (when, action, seconds, lasting)
+    forgeries: list[tuple[float, str]] = field(default_factory=list)  # (when, kind): a forged event is delivered
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -97,6 +105,14 @@ class Schedule:
 
 
 def draw(seed: int) -> Schedule:
+    forge = random.Random(seed * 31 + 7)  # its own stream: the other draws stay what they were
+    schedule = _draw(seed)
+    horizon = schedule.copy_seconds * 3
+    schedule.forgeries = [(forge.uniform(0, horizon), forge.choice(FORGERIES)) for _ in range(forge.choice([0, 1, 2]))]
+    return schedule
+
+
+def _draw(seed: int) -> Schedule:
     rng = random.Random(seed)
     copy_seconds = rng.choice([40.0, 40.0, 300.0, 300.0, 900.0, 2400.0])
     horizon = copy_seconds * 1.2
@@ -200,16 +216,18 @@ def run_and_check(cloud: LocalCloud, schedule: Schedule, stats: Counter[str]) ->
     parameters = {"ImageId": source.image_id, "DestinationRegionId": destination, "Timeout": schedule.timeout}
     template = copy.deepcopy(getattr(cloud, "model_template", None) or cloud.template())
     stack = ros.begin_create(template, parameters, name=f"model-{schedule.seed}", timeout_minutes=1440)
+    cloud.model_forged, cloud.model_forged_ids = set(), set()
+    for when, kind in schedule.forgeries:
+        clock.spawn(lambda kind=kind: _forge(cloud, kind, stack, parameters, rng), "model-forgery", when)
     clock.run_task(stack.operation)
     create = next(r for r in ros.requests if r["StackId"] == stack.id and r["RequestType"] == "Create")
     answered = ros.pending(create["RequestId"]).answer
     answer_at = next((a.at for a in ros.answers if a.accepted and a.request_id == create["RequestId"]), None)
     if stack.status == "CREATE_COMPLETE":
         _replay(cloud, schedule, create["RequestId"], "answer", rng)
-        # A replay of an Update's own event after the stack's Delete removed the copy answers FAILED ("the copy no
-        # longer exists"), which ROS refuses: nothing in ECS tells it the request is stale. Until requests are
-        # verified with ROS (issue 17), Updates run only in schedules without the late redelivery switch.
-        if schedule.update_after is not None and schedule.redeliver_after is None:
+        # A replay of an Update's own event after the stack's Delete removed the copy is not confirmed by ROS (the
+        # stack is gone, or in no update): it changes nothing, so Updates run with late redeliveries too.
+        if schedule.update_after is not None:
             clock.sleep(schedule.update_after)
             ros.begin_update(stack, {"Tag": f"team=model,seed={schedule.seed}", "DestinationImageName": "model-copy"})
             clock.run_task(stack.operation)
@@ -252,7 +270,10 @@ def _arm(cloud: LocalCloud, schedule: Schedule) -> None:
 
 def _replay(cloud: LocalCloud, schedule: Schedule, request_id: str, anchor: str, rng: random.Random) -> None:
     """Deliver earlier events of the Create again (the first one, or continuations), some time after ``anchor``."""
-    events = [i.payload for i in cloud.fc.invocations if _request_id(i.payload) == request_id]
+    forged = getattr(cloud, "model_forged", set())
+    events = [
+        i.payload for i in cloud.fc.invocations if _request_id(i.payload) == request_id and i.payload not in forged
+    ]
     for when, offset in schedule.replays:
         if when != anchor or not events:
             continue
@@ -262,6 +283,37 @@ def _replay(cloud: LocalCloud, schedule: Schedule, request_id: str, anchor: str,
             "model-replay",
             offset,
         )
+
+
+def _forge(cloud: LocalCloud, kind: str, stack, parameters: dict, rng: random.Random) -> None:
+    """Deliver a forged event of ``kind``: it names the schedule's stack and copy when no operation of the stack
+    runs (ROS then contradicts it), else a stack that does not exist; a continuation is a genuine one, tampered."""
+    ros, fc = cloud.ros, cloud.fc
+    props = {
+        "ImageId": parameters["ImageId"],
+        "DestinationRegionId": parameters["DestinationRegionId"],
+        "DestinationImageName": "forged-name",
+        "Tag": [{"Key": "forged", "Value": "yes"}],
+    }
+    if kind == "continuation":
+        genuine = [i.payload for i in fc.invocations if b'"Mac"' in i.payload and i.payload not in cloud.model_forged]
+        if not genuine:
+            return
+        event = json.loads(rng.choice(genuine))
+        event["Continuation"]["Wait"].update(deadline=0, owner="w-forged")
+    else:
+        resource = stack.resources.get("CopyImage")
+        real = not stack.in_progress and stack.status != "DELETE_COMPLETE" and resource is not None
+        fields = {"stack_id": stack.id, "logical_id": "CopyImage"} if real else {"stack_name": "forged"}
+        if kind != "create":
+            fields["physical_id"] = (resource.physical_id if real else None) or "m-forged"
+        if kind == "update":
+            fields["old_properties"] = {**props, "DestinationImageName": "model-copy"}
+        event = ros.new_request(kind.capitalize(), props, play=False, **fields)
+        cloud.model_forged_ids.add(event["RequestId"])
+    payload = json.dumps(event).encode()
+    cloud.model_forged.add(payload)
+    fc.invoke(payload, "Async", api="direct", delivery="forged")
 
 
 def _request_id(payload: bytes) -> str | None:
@@ -299,7 +351,8 @@ class Outcome:
 
 def _check(cloud, schedule: Schedule, stack, create: dict, answered, answer_at, stats: Counter[str]) -> list[str]:
     outcome = Outcome(cloud, schedule, stack, create, answered, answer_at, stats)
-    outcome.requests = [r for r in cloud.ros.requests if r["StackId"] == stack.id]
+    forged_ids = getattr(cloud, "model_forged_ids", set())
+    outcome.requests = [r for r in cloud.ros.requests if r["StackId"] == stack.id and r["RequestId"] not in forged_ids]
     outcome.lost = {
         _request_id(i.payload)
         for i in cloud.fc.invocations
@@ -420,7 +473,32 @@ def answers_are_not_multiplied_by_hand_overs(run: Outcome) -> list[str]:
 
 
 def _runs_of(run: Outcome, request: dict) -> list:
-    return [i for i in run.cloud.fc.invocations if _request_id(i.payload) == request["RequestId"]]
+    """The runs of ROS's request and of its continuations (forged ones are invariant 7's)."""
+    forged = getattr(run.cloud, "model_forged", set())
+    return [
+        i
+        for i in run.cloud.fc.invocations
+        if _request_id(i.payload) == request["RequestId"] and i.payload not in forged
+    ]
+
+
+def a_forged_event_never_changes_ecs(run: Outcome) -> list[str]:
+    """7. A forged event never changes ECS: its runs stop at the gate, and no ECS write carries what it asked for."""
+    forged = getattr(run.cloud, "model_forged", set())
+    runs = [i for i in run.cloud.fc.invocations if i.payload in forged]
+    run.stats["invariant 7: forged events delivered"] += len(forged)
+    problems = []
+    for i in runs:
+        status = i.result.get("Status") if isinstance(i.result, dict) else None
+        if i.error is None and status not in GATE:
+            problems.append(f"7: a forged event's run ended {status!r}: {i.payload[:120]!r}")
+        run.stats["invariant 7: forged runs stopped at the gate"] += 1 if status in GATE else 0
+    writes = [
+        c for c in run.cloud.ecs.calls if c.action in WRITES and any("forged" in str(v) for v in c.params.values())
+    ]
+    if writes:
+        problems.append(f"7: ECS writes asked for by a forged event: {[(c.action, c.params) for c in writes]}")
+    return problems
 
 
 def every_answer_keeps_ros_protocol(run: Outcome) -> list[str]:
@@ -435,5 +513,6 @@ INVARIANTS = (
     a_successful_copy_is_removed_only_by_the_stacks_delete,
     extra_deliveries_die_out,
     answers_are_not_multiplied_by_hand_overs,
+    a_forged_event_never_changes_ecs,
     every_answer_keeps_ros_protocol,
 )

@@ -143,7 +143,9 @@ class RosApi:
             actions=self.actions(),
             params=RosParams,
             recommend_product="ROS",
+            before_action=self._inject,
         )
+        self._faults: list[tuple[str | None, RosError]] = []  # (action or None for any, the error to answer)
         self._lock = threading.RLock()  # serializes the actions that change stacks (names, client tokens)
         self._tokens: dict[tuple[str, str], tuple[str, str]] = {}  # (action, token) -> (parameters hash, stack id)
 
@@ -163,8 +165,23 @@ class RosApi:
         """Every request, in arrival order."""
         return self.rpc.calls
 
+    def fail_next(self, count: int = 1, action: str | None = None, status: int = 400, code: str = "Throttling") -> None:
+        """Answer the next ``count`` calls (of ``action``, or any) with this error: throttling by default (ROS's
+        common error codes page), or a 5xx."""
+        with self._lock:
+            self._faults.extend((action, RosError(status, code, "injected fault")) for _ in range(count))
+
+    def _inject(self, action: str) -> None:
+        with self._lock:
+            fault = next((f for f in self._faults if f[0] in (None, action)), None)
+            if fault is not None:
+                self._faults.remove(fault)
+        if fault is not None:
+            raise fault[1]
+
     def reset(self) -> None:
         self.rpc.reset_calls()
+        self._faults.clear()
         with self._lock:
             self._tokens.clear()
 

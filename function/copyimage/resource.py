@@ -70,11 +70,11 @@ class CopyImageResource:
         ``unreachable`` when ECS says "not yet" (a concurrent copy of the same source, throttling).
         """
         props = self._props()
-        self._check_regions(props)
+        checked = self._check_regions(props)
         if not props.copies:
             logger.info("no copy: AllowCopyInSameRegion, same region", extra={"image_id": props.image_id})
             return Seen("ready", physical_id=props.image_id, data=self._data(props, props.image_id))
-        adopted = self._adoptable(props)
+        adopted = self._adoptable(props, checked)
         if adopted is not None:
             mark = adopted.tags.get(WAITER_TAG, "")
             self._mark(props.destination_region_id, adopted.image_id, wait.mark or "")
@@ -111,14 +111,14 @@ class CopyImageResource:
         )
         return Seen("pending", state={"image_id": image_id, "started_hop": wait.hop})
 
-    def _check_regions(self, props: CopyImageProperties) -> None:
+    def _check_regions(self, props: CopyImageProperties) -> bool:
         """Refuse a region no ECS endpoint serves before anything is copied, naming the property. A courtesy:
         when DescribeRegions cannot be read, CopyImage judges the regions (see start)."""
         try:
             known = self._images.regions(self._request.region_id or props.source_region_id)
         except EcsError as error:
             logger.warning("regions not checked: DescribeRegions failed", extra={"error_code": error.code})
-            return
+            return False
         for name, region in (
             ("SourceRegionId", props.source_region_id),
             ("DestinationRegionId", props.destination_region_id),
@@ -127,10 +127,19 @@ class CopyImageResource:
                 raise InvalidProperty(
                     name, f"{region!r} is not a region ECS serves for this account (DescribeRegions lists {len(known)})"
                 )
+        return True
 
-    def _adoptable(self, props: CopyImageProperties) -> ImageView | None:
-        """A copy an earlier Create of this stack and logical id left in progress (ROS sent Create again)."""
-        found = self._images.find_tagged(props.destination_region_id, self.owner_tags)
+    def _adoptable(self, props: CopyImageProperties, regions_checked: bool = True) -> ImageView | None:
+        """A copy an earlier Create of this stack and logical id left in progress (ROS sent Create again). When the
+        regions could not be checked and the destination's endpoint does not answer (as for a region that does not
+        exist), CopyImage is left to judge the destination."""
+        try:
+            found = self._images.find_tagged(props.destination_region_id, self.owner_tags)
+        except EcsError as error:
+            if regions_checked or error.code != "ConnectionError":
+                raise
+            logger.warning("no earlier copy looked for: the destination does not answer", extra={"error": str(error)})
+            return None
         waiting = [view for view in found if view.in_progress and _chain_mark(view.tags.get(WAITER_TAG))]
         return waiting[0] if waiting else None
 
