@@ -67,8 +67,6 @@ class LocalCloud:
         public_url_reachable: bool = True,
         send_physical_id_after_timeout: bool = False,
         accept_late_answers: bool = False,
-        resource_type_shown: str = "declared",
-        resource_status_shown: str = "in_progress",
         environment: dict[str, str] | None = None,
         region: str = SOURCE_REGION,
         interleave_seed: int | None = None,
@@ -100,8 +98,6 @@ class LocalCloud:
             send_physical_id_after_timeout=send_physical_id_after_timeout,
             accept_late_answers=accept_late_answers,
             credentials=self.credentials,  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint, signs with these
-            resource_type_shown=resource_type_shown,
-            resource_status_shown=resource_status_shown,
         )
         self.oos = OosStandIn(self.clock, self.credentials)  # holds the key that seals the function's continuations
         self._extra_environment = dict(environment or {})

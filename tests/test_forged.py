@@ -214,7 +214,8 @@ def test_without_the_key_a_continuation_is_not_trusted_and_fc_retries_it(make_cl
 
 @pytest.mark.parametrize("shown", [("declared", "in_progress"), ("generic", "previous")])
 def test_genuine_requests_pass_whatever_getstackresource_shows_of_a_custom_resource(make_cloud, shown):
-    cloud = make_cloud(resource_type_shown=shown[0], resource_status_shown=shown[1])
+    cloud = make_cloud()
+    cloud.ros.resource_type_shown, cloud.ros.resource_status_shown = shown  # undocumented: both ways
     source = cloud.seed_image("golden-source")
     stack = cloud.ros.create_stack(cloud.template(), {"ImageId": source.image_id, "DestinationRegionId": DESTINATION})
     assert stack.status == "CREATE_COMPLETE", stack.reason

@@ -221,18 +221,16 @@ class _Invocation:
     def run(self, wait: Wait | None, make_resource: MakeResource) -> dict[str, str]:
         request = self.request
         resource = make_resource(request, self.settings, resolve_credentials(self.context))
-        if wait is None:
-            let_go = self._let_go(resource)
-            if let_go is not None:
-                return let_go
-            wait = self._begin()
+        let_go = self._let_go(resource) if wait is None else None
+        if let_go is not None:
+            return let_go
+        wait = wait or self._begin()
         budget = self._budget()
         while True:
-            try:
-                wait, seen = self._observe(resource, wait)
-            except NotConfirmed as error:
-                logger.error("request not confirmed by ROS: nothing is done for it", extra={"ros_says": str(error)})
-                return {"Status": "NOT_CONFIRMED"}
+            observed = self._look(resource, wait)
+            if isinstance(observed, dict):
+                return observed
+            wait, seen = observed
             decision = decide(wait, seen, clock.current().now(), budget)
             if isinstance(decision, LookAgain):
                 logger.debug("looking again", extra={"delay_seconds": decision.delay})
@@ -240,23 +238,19 @@ class _Invocation:
                 wait = decision.wait
                 continue
             if isinstance(decision, Stop):
-                logger.info("stopping without an answer", extra={"reason": decision.reason})
-                return {"Status": "STOPPED"}
+                return _stopped(decision.reason)
             if isinstance(decision, HandOver):
                 handed = self._hand_over(resource, decision)
                 if handed is None:
                     return {"Status": "WAITING"}
                 if isinstance(handed, Stop):
-                    logger.info("stopping without an answer", extra={"reason": handed.reason})
-                    return {"Status": "STOPPED"}
+                    return _stopped(handed.reason)
                 decision = handed
             receipt = self._claim_answer(decision.wait)
             if isinstance(receipt, Stop):
-                logger.info("stopping without an answer", extra={"reason": receipt.reason})
-                return {"Status": "STOPPED"}
+                return _stopped(receipt.reason)
             if not decision.ok and decision.discard:
-                # Remove what this request made before saying it failed; unless it finished meanwhile (then it
-                # is a SUCCESS: look again), or is not this chain's (another one answers for it).
+                # Remove what it made before FAILED; unless it finished (look again) or is another chain's.
                 left = resource.discard(request, decision.wait)
                 if left == "usable":
                     self._release(receipt)
@@ -264,8 +258,7 @@ class _Invocation:
                     continue
                 if left == "not ours":
                     self._release(receipt)
-                    logger.info("stopping without an answer", extra={"reason": "another invocation owns the work"})
-                    return {"Status": "STOPPED"}
+                    return _stopped("another invocation owns the work")
             try:
                 result = self._answer(resource, decision)
             except ProviderError:
@@ -275,6 +268,14 @@ class _Invocation:
                 return {"Status": "UNDELIVERED"}
             self._release(receipt)
             return result
+
+    def _look(self, resource: Resource, wait: Wait) -> tuple[Wait, Seen] | dict[str, str]:
+        """The next look; the invocation's result instead when ROS contradicts the request (nothing is done)."""
+        try:
+            return self._observe(resource, wait)
+        except NotConfirmed as error:
+            logger.error("request not confirmed by ROS: nothing is done for it", extra={"ros_says": str(error)})
+            return {"Status": "NOT_CONFIRMED"}
 
     def _begin(self) -> Wait:
         now = clock.current().now()
@@ -447,6 +448,11 @@ class _Invocation:
             "PhysicalResourceId": answer.physical_resource_id,
             "Delivery": delivery.outcome,
         }
+
+
+def _stopped(reason: str) -> dict[str, str]:
+    logger.info("stopping without an answer", extra={"reason": reason})
+    return {"Status": "STOPPED"}
 
 
 def _task_of(wait: Wait) -> str | None:

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Literal
@@ -384,6 +385,7 @@ def call_rpc(
 
     parts = urlsplit(endpoint if "//" in endpoint else f"https://{endpoint}")
     timeout_ms = int(settings.http_timeout_seconds * 1000)
+    runtime = RuntimeOptions(autoretry=False, connect_timeout=timeout_ms, read_timeout=timeout_ms)
     config = Config(
         access_key_id=credentials.access_key_id,
         access_key_secret=credentials.access_key_secret,
@@ -392,25 +394,12 @@ def call_rpc(
         protocol=parts.scheme,
         region_id=query.get("RegionId"),
     )
-    params = Params(
-        action=action,
-        version=version,
-        protocol=parts.scheme.upper(),
-        pathname="/",
-        method="POST",
-        auth_type="AK",
-        style="RPC",
-        req_body_type="formData",
-        body_type="json",
-    )
+    params = Params(action=action, version=version, protocol=parts.scheme.upper(), pathname="/", method="POST")
+    params.auth_type, params.style, params.req_body_type, params.body_type = "AK", "RPC", "formData", "json"
 
     def once() -> dict[str, object]:
         try:
-            reply = Client(config).call_api(
-                params,
-                OpenApiRequest(query=query),
-                RuntimeOptions(autoretry=False, connect_timeout=timeout_ms, read_timeout=timeout_ms),
-            )
+            reply = Client(config).call_api(params, OpenApiRequest(query=query), runtime)
         except AlibabaCloudException as error:
             status = getattr(error, "status_code", None)
             raise RpcRefusal(product, action, str(error.code), sdk_message(error), status) from None
@@ -419,6 +408,10 @@ def call_rpc(
         body = reply.get("body") if isinstance(reply, dict) else None
         return body if isinstance(body, dict) else {}
 
+    return _retried(once, product, action, settings)
+
+
+def _retried(once: Callable[[], dict[str, object]], product: str, action: str, settings: Settings) -> dict[str, object]:
     return with_retries(
         once,
         attempts=settings.ecs_attempts,

@@ -114,11 +114,7 @@ def parse_request(event: Mapping[str, object]) -> RosRequest:
         return value
 
     request_type = text("RequestType")
-    problem = None
-    if request_type == "Delete" and not isinstance(event.get("ResourceProperties"), (Mapping, type(None))):
-        # A Delete must always be able to let go: properties no Create could have used mean nothing was made.
-        problem = "the request's ResourceProperties is not a JSON object of properties"
-        event = {**event, "ResourceProperties": None}
+    event, problem = _deletable(event) if request_type == "Delete" else (event, None)
     common: dict[str, Any] = {
         "response_url": text("ResponseURL"),
         "intranet_response_url": text("IntranetResponseURL", required=False) or None,
@@ -145,6 +141,14 @@ def parse_request(event: Mapping[str, object]) -> RosRequest:
             **common,
         )
     raise InvalidRequest(f"RequestType must be one of {', '.join(REQUEST_TYPES)}, got {request_type[:40]!r}")
+
+
+def _deletable(event: Mapping[str, object]) -> tuple[Mapping[str, object], str | None]:
+    """A Delete must always be able to let go: ResourceProperties of a shape no Create could have used mean that
+    nothing was made. They are read as none, and why is kept."""
+    if isinstance(event.get("ResourceProperties"), (Mapping, type(None))):
+        return event, None
+    return {**event, "ResourceProperties": None}, "the request's ResourceProperties is not a JSON object of properties"
 
 
 def partial_request(event: Mapping[str, object]) -> DeleteRequest:
