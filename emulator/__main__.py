@@ -23,6 +23,7 @@ def serve(copy_minutes: float) -> int:
         print(f"  ECS (2014-05-26, RPC):      {cloud.ecs.url}")
         print(f"  FC (2023-03-30, 2016-08-15): {cloud.fc.url}   ServiceToken {cloud.fc.service_token}")
         print(f"  ROS API (2019-09-10, RPC):  {cloud.ros.url}   (and the response URLs)")
+        print(f"  OOS (2019-06-01, RPC):      {cloud.oos.url}   (the function's continuation key)")
         print(f"\nAn AccessKey the stand-ins accept: {key.id} / {key.secret}")
         print(f"A source image: {source.image_id} in {cloud.region}")
         print(

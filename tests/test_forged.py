@@ -172,7 +172,7 @@ def test_a_continuation_sealed_with_another_key_is_refused(make_cloud, capsys):
 def test_a_rotated_key_strands_no_wait_in_flight(make_cloud):
     # The key is updated while a copy is in progress: the continuation sealed with the previous version is still
     # taken, and the next ones are sealed with the new version once the instance reads it again.
-    cloud = make_cloud(copy_seconds=3 * 3600)
+    cloud = make_cloud(copy_seconds=1800)
     source = cloud.seed_image("big-source")
     event = a_continuation(cloud, source)
     assert event["Continuation"]["KeyVersion"] == 1
