@@ -103,7 +103,7 @@ def _key(
     if len(value) < MIN_KEY_BYTES:
         raise KeyUnavailable(f"the OOS secret parameter {settings.key_parameter!r} holds under {MIN_KEY_BYTES} bytes")
     entry = (now, int(str(parameter.get("ParameterVersion") or 1)), value, _time(parameter.get("UpdatedDate"), now))
-    _keys[cache] = entry
+    _keys[cache] = _keys[(cache[0], cache[1], cache[2], entry[1])] = entry  # the current one is that version too
     return entry[1], entry[2], entry[3]
 
 
