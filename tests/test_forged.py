@@ -235,3 +235,16 @@ def test_a_throttled_ros_is_asked_again_later(cloud, source):
     assert len(asked) > 4 and asked[-1].status == 200
     marks = [i.tags.get(WAITER_TAG) for i in cloud.ecs.images(DESTINATION) if i.is_copy]
     assert len(marks) == 1
+
+
+def test_without_the_key_no_wait_is_handed_over_unsealed(make_cloud):
+    # A long copy needs a continuation; with no key to seal it, the Create fails naming the parameter, and what it
+    # started is removed: the function never hands over an unsealed wait.
+    cloud = make_cloud(copy_seconds=1800)
+    cloud.oos.remove(cloud.region, KEY_PARAMETER)
+    source = cloud.seed_image("big-source")
+    _, answer = request_and_answer(cloud, "Create", properties(source))
+    assert answer["Status"] == "FAILED"
+    assert f"OOS secret parameter {KEY_PARAMETER!r}" in answer["Reason"]
+    assert not [i for i in cloud.fc.invocations if b'"Continuation"' in i.payload]
+    assert [i for i in cloud.ecs.images(DESTINATION) if i.is_copy] == []
