@@ -16,7 +16,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from conftest import properties, request_and_answer, send
 from copyimage.images import ImageView
 from copyimage.properties import COPIED_FROM_TAG, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG, STACK_TAG, WAITER_TAG
-from copyimage.relays import candidates, continent
+from copyimage.relays import RETAINED, candidates, continent
 
 from emulator.cloud import LocalCloud
 from emulator.ecs import WORLD_REGIONS
@@ -216,7 +216,7 @@ def test_relays_are_ranked_destination_region_then_continent_then_region_and_bus
         view("m-sz", "cn-shenzhen"),
         view("m-bj", "cn-beijing"),
         view("m-reading", "cn-qingdao", status="Creating", **{COPIED_FROM_TAG: "m-sz@cn-shenzhen"}),
-        view("m-kept", "cn-chengdu", **{WAITER_TAG: "retained:1"}),
+        view("m-kept", "cn-chengdu", **{WAITER_TAG: RETAINED + "1"}),
         view("m-new", "cn-wulanchabu", status="Creating"),
     ]
     ranked = [v.image_id for v in candidates(views, "cn-hongkong")]

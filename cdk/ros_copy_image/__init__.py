@@ -6,9 +6,10 @@ Switching from the native resource is a change of import::
     from ros_copy_image import CopyImage, CopyImageProps     # Custom::CopyImage, served by the ros-copy-image function
 
 The props are the native construct's (the same names, types and required ones), plus the provider's own
-(``retain_on_delete``, ``force_delete``, ``delete_snapshots``, ``allow_relay``), where ROS finds the function (``service_token``, or
-``function_name`` in the stack's region and account) and how long ROS waits (``timeout``). The attributes have the
-native names (``attr_image_id``, ``attr_destination_region_id``, ``attr_source_region_id``), plus ``attr_outputs``.
+(``retain_on_delete``, ``force_delete``, ``delete_snapshots``, ``allow_relay``), where ROS finds the function
+(``service_token``, or ``function_name`` in the stack's region and account) and how long ROS waits (``timeout``).
+The attributes have the native names (``attr_image_id``, ``attr_destination_region_id``,
+``attr_source_region_id``), plus ``attr_outputs``.
 
 It emits the same resource as the repository's ``template.yml``: ``Type: Custom::CopyImage`` with ``ServiceToken``,
 ``Timeout`` and the properties under ``Parameters``. Needs ``ros-cdk-core`` (a jsii package: Node.js at run time).
