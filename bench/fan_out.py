@@ -42,6 +42,7 @@ class FanOut:
     max_running_per_region: int
     seconds: float
     status: str
+    left: int  # images of the stack still in ECS after its Delete
 
 
 def fan_out_template(cloud: LocalCloud, destinations: list[str], allow_relay: bool) -> dict[str, Any]:
@@ -82,6 +83,7 @@ def run(size: int, allow_relay: bool, copy_seconds: float) -> FanOut:
     with LocalCloud(copy_seconds=copy_seconds, regions=WORLD_REGIONS) as cloud:
         from copyimage.logs import logger  # importable once the local FC has loaded the function
 
+        level = logger.log_level
         logger.setLevel("ERROR")  # each resource that finds the source busy warns: hundreds of lines, no news
         source = cloud.seed_image("fan-out-source", region=SOURCE_REGION)
         started = cloud.clock.now()
@@ -97,6 +99,9 @@ def run(size: int, allow_relay: bool, copy_seconds: float) -> FanOut:
         status = stack.status
         if status == "CREATE_COMPLETE":
             cloud.ros.delete_stack(stack)
+            cloud.fc.wait_idle()
+        left = sum(1 for image in copies if cloud.ecs.image(image.image_id) is not None)
+        logger.setLevel(level)
     return FanOut(
         copy_times=round(seconds / copy_seconds, 2),
         copy_calls=len(calls),
@@ -104,6 +109,7 @@ def run(size: int, allow_relay: bool, copy_seconds: float) -> FanOut:
         max_running_per_region=most_running(copies),
         seconds=round(seconds, 1),
         status=status,
+        left=left,
     )
 
 
@@ -127,12 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             result = figures[mode][str(size)] = run(size, allow_relay, copy_seconds)
             bound = relay_bound(size) if allow_relay else None
             fits = result.status == "CREATE_COMPLETE" and (bound is None or result.copy_times <= bound)
-            ok = ok and fits and result.max_running_per_region <= 5
+            ok = ok and fits and result.max_running_per_region <= 5 and result.left == 0
             target = f"(target <= {bound})" if bound else f"(about N = {size})"
             print(
                 f"N={size:2d} {mode:6s} {result.copy_times:5.2f} T {target:14s} {result.copy_calls:3d} CopyImage, "
                 f"{result.conflicts:3d} conflicts, at most {result.max_running_per_region} running per region  "
-                f"{result.status}{'' if fits else '  MISSED'}"
+                f"{result.status}, {result.left} left after its Delete{'' if fits else '  MISSED'}"
             )
     report: dict[str, Any] = {mode: {n: _short(f) for n, f in by_size.items()} for mode, by_size in figures.items()}
     if not args.no_hours:

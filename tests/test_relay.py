@@ -18,6 +18,7 @@ from copyimage.images import ImageView
 from copyimage.properties import COPIED_FROM_TAG, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG, STACK_TAG, WAITER_TAG
 from copyimage.relays import RETAINED, candidates, continent
 
+from bench import fan_out
 from emulator.cloud import LocalCloud
 from emulator.ecs import WORLD_REGIONS
 from emulator.ecs.errors import ImageCopying
@@ -225,3 +226,10 @@ def test_relays_are_ranked_destination_region_then_continent_then_region_and_bus
     encrypted = [ImageView("m-enc", "cn-beijing", "Available", None, {}, (), None, None, None, encrypted=True)]
     assert candidates(encrypted, "cn-shanghai") == []
     assert continent("eu-central-1") == "eu" and continent("cn-hongkong") == "cn"
+
+
+def test_the_fan_out_benchmark_finishes_in_fewer_copy_times_with_relays_and_leaves_nothing():
+    relay, strict = fan_out.run(3, True, 600.0), fan_out.run(3, False, 600.0)
+    assert relay.status == strict.status == "CREATE_COMPLETE"
+    assert relay.copy_times <= fan_out.relay_bound(3) < strict.copy_times
+    assert relay.left == strict.left == 0 and 1 <= relay.max_running_per_region <= 5
