@@ -148,6 +148,7 @@ def test_allow_relay_defaults_to_true_and_never_relays_a_copy_with_a_kms_key():
     assert parse().relays is True and parse(AllowRelay="false").relays is False
     assert parse(Encrypted="true").relays is True  # the service key, from an unencrypted relay: the same image
     assert parse(Encrypted="true", KMSKeyId="key-1", AllowRelay=True).relays is False
+    assert replacement_changes(parse(), parse(AllowRelay="false")) == []  # how a copy is made, not what it is
 
 
 def test_user_tag_limit_leaves_room_for_the_providers_tags():
