@@ -16,7 +16,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from conftest import properties, request_and_answer, send
 from copyimage.images import ImageView
 from copyimage.properties import COPIED_FROM_TAG, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG, STACK_TAG, WAITER_TAG
-from copyimage.relays import RETAINED, candidates, continent
+from copyimage.relays import RETAINED, candidates, continent, inherits_alike
 
 from bench import fan_out
 from emulator.cloud import LocalCloud
@@ -233,3 +233,13 @@ def test_the_fan_out_benchmark_finishes_in_fewer_copy_times_with_relays_and_leav
     assert relay.status == strict.status == "CREATE_COMPLETE"
     assert relay.copy_times <= fan_out.relay_bound(3) < strict.copy_times
     assert relay.left == strict.left == 0 and 1 <= relay.max_running_per_region <= 5
+
+
+def test_a_relay_qualifies_only_if_its_copy_would_get_the_name_and_description_a_copy_of_the_source_would():
+    original = ImageView("m-src", HZ, "Available", None, {}, (), "golden", "the golden image", None)
+    renamed = ImageView("m-a", "cn-beijing", "Available", None, {}, (), "a-copy", "the golden image", None)
+    alike = ImageView("m-b", "cn-beijing", "Available", None, {}, (), "golden", "the golden image", None)
+    assert inherits_alike(alike, original, None, None)
+    assert not inherits_alike(renamed, original, None, None)  # its copy would be named a-copy, not golden
+    assert inherits_alike(renamed, original, "my-name", None)  # this resource names its copy itself
+    assert not inherits_alike(renamed, original, None, "mine")

@@ -61,3 +61,11 @@ def candidates(views: list[ImageView], destination: str) -> list[ImageView]:
         free,
         key=lambda v: (v.region != destination, continent(v.region) != continent(destination), v.region, v.image_id),
     )
+
+
+def inherits_alike(relay: ImageView, original: ImageView, name: str | None, description: str | None) -> bool:
+    """Whether a copy read from ``relay`` gets the name and description a copy of ``original`` would: those the
+    resource sets (DestinationImageName, DestinationDescription), else the image's, so the relay's must match."""
+    return (name is not None or relay.name == original.name) and (
+        description is not None or relay.description == original.description
+    )

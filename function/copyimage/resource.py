@@ -27,7 +27,7 @@ from copyimage.properties import (
     replacement_changes,
 )
 from copyimage.protocol import CreateRequest, DeleteRequest, RosRequest, UpdateRequest, client_token
-from copyimage.relays import RELAY_TRIES, RETAINED, candidates, lineage, lineage_tags, readers
+from copyimage.relays import RELAY_TRIES, RETAINED, candidates, inherits_alike, lineage, lineage_tags, readers
 from copyimage.waiting import ANSWERED, LOOK_SOON, SETTLE_SECONDS, Seen, Wait, answered_mark
 
 # CopyImage's error table: the same source image is being copied (400), or "try again later" (409).
@@ -126,7 +126,15 @@ class CopyImageResource:
         """Copy from the best free relay (a finished copy of the same source by this stack), or None if none is."""
         regions = self._images.regions(self._request.region_id or props.source_region_id)
         views = lineage(self._images, regions, lineage_tags(request.stack_id, props.image_id, props.source_region_id))
-        for relay in candidates(views, props.destination_region_id)[:RELAY_TRIES]:
+        found = candidates(views, props.destination_region_id)
+        original = self._images.find(props.source_region_id, props.image_id) if found else None
+        if original is None:
+            return None
+        # A copy takes the name and description of what it reads unless CopyImage sets them: only relays that
+        # would give the same ones as the source qualify.
+        name, description = props.destination_image_name, props.destination_description
+        found = [relay for relay in found if inherits_alike(relay, original, name, description)]
+        for relay in found[:RELAY_TRIES]:
             # Its own token: the same token with another source would be refused as a parameter mismatch.
             token = client_token(request.stack_id, request.logical_resource_id, f"{request.request_id}\n{relay.origin}")
             try:
