@@ -4,14 +4,14 @@ clock."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from emulator.clock import DEFAULT_START, VirtualClock
 from emulator.credentials import AccessKey, CredentialStore
-from emulator.ecs import EcsStandIn
+from emulator.ecs import DEFAULT_REGIONS, EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
 from emulator.http import LOOPBACK, listening_socket
 from emulator.oos import OosStandIn
@@ -74,11 +74,12 @@ class LocalCloud:
         code_dir: Path = FUNCTION_DIR,
         handler: str = "index.handler",
         start: float = DEFAULT_START,
+        regions: Iterable[str] = DEFAULT_REGIONS,
     ) -> None:
         self.clock = VirtualClock(start, interleave_seed=interleave_seed)
         self.seed = seed
         self.credentials = CredentialStore()
-        self.ecs = EcsStandIn(self.clock, self.credentials, copy_seconds=copy_seconds)
+        self.ecs = EcsStandIn(self.clock, self.credentials, regions, copy_seconds=copy_seconds)
         fc_listener = listening_socket()  # the function's environment names FC's endpoint before FC starts
         self._fc_port: int = fc_listener.getsockname()[1]
         self.function = replace(
