@@ -5,10 +5,15 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test smoke lint bench compare serve package pins clean iact3 iact3-pins
 
-demo: $(VENV)/.runtime-installed
+# The demo, the smoke and the suite run the code package `make package` builds (installed by deploy/provider.yml),
+# rebuilt when the function's sources or pins are newer than it.
+PACKAGE := build/package-python3.10.json
+PACKAGE_INPUTS := function/index.py $(wildcard function/copyimage/*.py) $(wildcard function/requirements*.txt)
+
+demo: $(VENV)/.runtime-installed $(PACKAGE)
 	$(BIN)/python -m deploy.demo
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(PACKAGE)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m mypy
@@ -16,8 +21,11 @@ test: $(VENV)/.dev-installed
 
 # The smoke test of deploy/smoke.py: the local cloud by default; a real account with ALIBABA_CLOUD_* and
 # COPYIMAGE_SMOKE_* set (see the README).
-smoke: $(VENV)/.runtime-installed
+smoke: $(VENV)/.runtime-installed $(PACKAGE)
 	$(BIN)/python -m deploy.smoke
+
+$(PACKAGE): $(PACKAGE_INPUTS)
+	$(MAKE) package PYTHON_RUNTIME=python3.10
 
 # iact3 (PyPI alibabacloud-ros-iact3, its whole closure pinned with hashes in deploy/iact3-requirements.txt, in its
 # own virtual environment: it pins old SDKs) runs .iact3.yml against the local cloud; deploy/iact3_launcher.py only
@@ -52,7 +60,8 @@ compare: $(VENV)/.dev-installed
 serve: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator serve
 
-# What `s build` produces: the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH),
+# What `s build` produces, and the zip deploy/provider.yml installs (build/ros-copy-image-<runtime>-<hash>.zip, named
+# in build/package-<runtime>.json; upload it to OSS and create the stack, see the README): the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH),
 # installed from the hashed pins for the FC runtime PYTHON_RUNTIME (python3.10, the default, or python3.12) on x86_64
 # Linux whatever this machine is. The packages with compiled parts are taken only as wheels: built from source here,
 # they would be built for this machine's Python, not FC's. FC cannot write to /code, so the bytecode is compiled here
@@ -87,6 +96,7 @@ package:
 		$(RUNTIME_PY) -I -S -c "$(IMPORT_CHECK)"; \
 	else echo "no Python $(RUNTIME_VERSION) here: the package holds FC's $(PYTHON_RUNTIME) wheels, so its bytecode and import check are skipped"; fi
 	du -sh build/code
+	$(PYTHON) -m deploy.package zip --code build/code --runtime $(PYTHON_RUNTIME)
 
 # Regenerate the pins from function/requirements.in for both runtimes (the registry must be reachable).
 pins: $(VENV)/.dev-installed

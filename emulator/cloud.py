@@ -1,4 +1,9 @@
-"""The whole local cloud in one object: ECS, FC and ROS stand-ins wired to the real function, on one virtual clock."""
+"""The whole local cloud in one object: ECS, FC and ROS stand-ins wired to the real function, on one virtual clock.
+
+Two ways to have the function: from the working tree, imported into this process (the default, for the suite's
+speed), or, with ``function_deployed=False``, none until a stack creates it: deploy/provider.yml's
+``ALIYUN::FC3::Function`` takes the code package from the object store (``oss``) and FC runs it isolated, in its
+runtime's own interpreter (deploy/smoke.py, ``make demo`` and ``make smoke`` install it that way)."""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ from emulator.credentials import AccessKey, CredentialStore
 from emulator.ecs import EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
 from emulator.http import LOOPBACK, listening_socket
+from emulator.oss import ObjectStore
 from emulator.ros import RosStandIn, load_template
+from emulator.ros.native import NativeResources
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
@@ -71,6 +78,7 @@ class LocalCloud:
         code_dir: Path = FUNCTION_DIR,
         handler: str = "index.handler",
         start: float = DEFAULT_START,
+        function_deployed: bool = True,
     ) -> None:
         self.clock = VirtualClock(start, interleave_seed=interleave_seed)
         self.seed = seed
@@ -85,7 +93,10 @@ class LocalCloud:
             credentials_in_context=credentials_in_context,
             credentials_in_environment=credentials_in_environment,
         )
-        self.fc = FcStandIn(self.clock, self.credentials, self.function, region=region, listener=fc_listener)
+        self.fc = FcStandIn(
+            self.clock, self.credentials, self.function, region=region, listener=fc_listener, deployed=function_deployed
+        )
+        self.oss = ObjectStore()  # code packages, for ALIYUN::FC3::Function's Code
         self.ros = RosStandIn(
             self.clock,
             self.fc,
@@ -95,6 +106,7 @@ class LocalCloud:
             send_physical_id_after_timeout=send_physical_id_after_timeout,
             accept_late_answers=accept_late_answers,
             credentials=self.credentials,  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint, signs with these
+            native=NativeResources(self.fc, self.oss),  # ALIYUN::RAM::Role, ALIYUN::FC3::Function and its config
         )
         self._extra_environment = dict(environment or {})
         self.region = region
@@ -104,6 +116,7 @@ class LocalCloud:
         self.ecs.start()
         self.ros.start()
         self.function.environment.update(self.function_environment())
+        self.fc.network_environment = self.function_environment()
         self.fc.start()
         return self
 

@@ -29,6 +29,7 @@ from emulator.credentials import CredentialStore
 from emulator.http import Reply, Request, StandIn, json_reply
 from emulator.ros.answers import FunctionService
 from emulator.ros.api import RosApi
+from emulator.ros.native import NativeResources
 from emulator.ros.stacks import StackEngine
 
 
@@ -44,9 +45,10 @@ class RosStandIn(StackEngine, StandIn):
         accept_late_answers: bool = False,
         port: int = 0,
         credentials: CredentialStore | None = None,
+        native: NativeResources | None = None,
     ) -> None:
         StandIn.__init__(self, clock, port)
-        StackEngine.__init__(self)
+        StackEngine.__init__(self, native)
         self.fc = fc
         self.region = region
         self.invocation_type = invocation_type
