@@ -66,7 +66,8 @@ serve: $(VENV)/.runtime-installed
 # Linux whatever this machine is. The packages with compiled parts are taken only as wheels: built from source here,
 # they would be built for this machine's Python, not FC's. FC cannot write to /code, so the bytecode is compiled here
 # for the runtime's Python (as s build does); else every cold start compiles it. Unchecked-hash bytecode: unpacking
-# the zip may change the sources' times, which would void timestamp checks. The import check runs with the runtime's
+# the zip may change the sources' times, which would void timestamp checks. The bytecode names its sources as FC
+# sees them (/code/...), so the zip's hash does not depend on where it was built. The import check runs with the runtime's
 # Python when this machine has it, isolated (-I -S: no site-packages, no PYTHONPATH), with only the package on the
 # path, and fails if any module it loads comes from anywhere but the package or the standard library: the package
 # never leans on an SDK of the runtime's own (FC's python3.12 ships some) instead of its pins.
@@ -86,13 +87,14 @@ package:
 	@case "$(PYTHON_RUNTIME)" in python3.10|python3.12) ;; *) echo "PYTHON_RUNTIME must be python3.10 or python3.12"; exit 2;; esac
 	rm -rf build/code && mkdir -p build/code
 	cp -r function/index.py function/copyimage build/code/
+	rm -rf build/code/copyimage/__pycache__  # the working tree's own bytecode (this machine's Python) stays out
 	$(PYTHON) -m pip install -q --no-compile --require-hashes --no-deps \
 		--only-binary=cffi,cryptography,aiohttp,charset-normalizer,frozenlist,multidict,propcache,yarl --platform manylinux_2_28_x86_64 \
 		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 		--python-version $(RUNTIME_VERSION) --implementation cp --abi $(RUNTIME_ABI) --abi abi3 --abi none \
 		-t build/code/python -r $(PINS)
 	if [ -n "$(RUNTIME_PY)" ]; then \
-		$(RUNTIME_PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash build/code > /dev/null && cd build/code && \
+		$(RUNTIME_PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash -s build/code -p /code build/code > /dev/null && cd build/code && \
 		$(RUNTIME_PY) -I -S -c "$(IMPORT_CHECK)"; \
 	else echo "no Python $(RUNTIME_VERSION) here: the package holds FC's $(PYTHON_RUNTIME) wheels, so its bytecode and import check are skipped"; fi
 	du -sh build/code

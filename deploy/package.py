@@ -1,9 +1,10 @@
 """The code package as deploy/provider.yml installs it: the zip of ``make package``'s code root (build/code), named
 by its hash, with a manifest beside it (build/package-<runtime>.json) that says which zip, its SHA-256 and size.
 
-``make package`` calls ``python -m deploy.package zip`` after building build/code; the zip is reproducible (sorted
-entries, fixed times and modes), so the same code root always gives the same hash. Only the standard library is
-used: it runs with whatever Python ``make`` runs.
+``make package`` calls ``python -m deploy.package zip`` after building build/code. The zip has sorted entries and
+fixed times and modes, so the same code root always gives the same hash (two builds may still differ: Python's
+bytecode is not always byte-for-byte the same). Only the standard library is used: it runs with whatever Python
+``make`` runs.
 
 :func:`ensure` gives the tests and the demo the current package, building it with ``make package`` when the
 manifest is missing or older than the function's sources or pins; :func:`variant` derives packages from it (one

@@ -81,7 +81,7 @@ class LocalCloud:
         function_deployed: bool = True,
     ) -> None:
         self.clock = VirtualClock(start, interleave_seed=interleave_seed)
-        self.seed = seed
+        self.seed, self.region, self._extra_environment = seed, region, dict(environment or {})
         self.credentials = CredentialStore()
         self.ecs = EcsStandIn(self.clock, self.credentials, copy_seconds=copy_seconds)
         fc_listener = listening_socket()  # the function's environment names FC's endpoint before FC starts
@@ -94,9 +94,9 @@ class LocalCloud:
             credentials_in_environment=credentials_in_environment,
         )
         self.fc = FcStandIn(
-            self.clock, self.credentials, self.function, region=region, listener=fc_listener, deployed=function_deployed
+            self.clock, self.credentials, self.function, region, listener=fc_listener, deployed=function_deployed
         )
-        self.oss = ObjectStore()  # code packages, for ALIYUN::FC3::Function's Code
+        self.oss = ObjectStore()  # code packages, for ALIYUN::FC3::Function
         self.ros = RosStandIn(
             self.clock,
             self.fc,
@@ -108,8 +108,6 @@ class LocalCloud:
             credentials=self.credentials,  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint, signs with these
             native=NativeResources(self.fc, self.oss),  # ALIYUN::RAM::Role, ALIYUN::FC3::Function and its config
         )
-        self._extra_environment = dict(environment or {})
-        self.region = region
 
     def start(self) -> LocalCloud:
         random.seed(self.seed)  # the function's retry jitter: the same run every time

@@ -177,3 +177,24 @@ def test_a_provider_update_with_a_new_package_answers_an_in_flight_copy(make_clo
     assert len(answers) == 1 and answers[0].at > updated_at  # the new code answered the copy's Create
     assert [request["RequestType"] for request in cloud.ros.requests] == ["Create"]  # the user stack untouched
     assert cloud.ros.violations == []
+
+
+def test_the_zip_is_named_by_its_hash_and_reproducible(tmp_path):
+    code = tmp_path / "code"
+    (code / "python" / "dep").mkdir(parents=True)
+    (code / "index.py").write_text("from copyimage.handler import handler\n")
+    (code / "python" / "dep" / "__init__.py").write_text("")
+    first = packages.zip_code(code, "python3.10", build=tmp_path / "build")
+    manifest = json.loads((tmp_path / "build" / "package-python3.10.json").read_text())
+    assert manifest == {
+        "zip": first.zip_path.name,
+        "sha256": first.sha256,
+        "runtime": "python3.10",
+        "bytes": first.size,
+    }
+    assert first.zip_path.name == f"ros-copy-image-python3.10-{first.sha256[:12]}.zip"
+    (code / "index.py").touch()  # a new time, the same contents: the same zip
+    assert packages.zip_code(code, "python3.10", build=tmp_path / "build").sha256 == first.sha256
+    (code / "python" / "dep" / "__init__.py").write_text("VERSION = 2\n")
+    second = packages.zip_code(code, "python3.10", build=tmp_path / "build")
+    assert second.sha256 != first.sha256 and not first.zip_path.exists()  # the old zip replaced
