@@ -148,9 +148,10 @@ class LocalCloud:
             **self._extra_environment,
         }
 
-    def ros_client(self, key: AccessKey | None = None) -> Any:
+    def ros_client(self, key: AccessKey | None = None, *, signature_v1: bool = False) -> Any:
         """An ``alibabacloud_ros20190910`` client for this cloud's ROS API (plain HTTP to ``ros.endpoint``), signing
-        with ``key`` (a new access key of the cloud's credential store when None), in the cloud's region."""
+        with ``key`` (a new access key of the cloud's credential store when None), in the cloud's region; with
+        ``signature_v1``, signing as the ``aliyun`` CLI's RPC calls do (signature 1.0, HMAC-SHA1)."""
         from alibabacloud_ros20190910.client import Client
         from alibabacloud_tea_openapi.utils_models import Config
 
@@ -162,6 +163,7 @@ class LocalCloud:
             endpoint=self.ros.endpoint,
             protocol="http",
             region_id=self.region,
+            signature_algorithm="v2" if signature_v1 else None,
         )
         return Client(config)
 

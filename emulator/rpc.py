@@ -27,7 +27,7 @@ from emulator.clock import VirtualClock
 from emulator.credentials import CredentialStore
 from emulator.errors import ApiError
 from emulator.http import DROP, Reply, Request, json_reply
-from emulator.signing import AuthError, NonceRegistry, verify_acs3
+from emulator.signing import AuthError, NonceRegistry, verify_acs3, verify_rpc_v1
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -139,10 +139,10 @@ def decode_params(request: Request) -> tuple[dict[str, str], tuple[str, ...]]:
     return values, tuple(name for name, _ in body)
 
 
-def claimed_key_id(headers: Mapping[str, str]) -> str | None:
+def claimed_key_id(headers: Mapping[str, str], values: Mapping[str, str]) -> str | None:
     """The AccessKey id a request claims to be signed with (recorded even when the signature is refused)."""
     match = re.search(r"Credential=([^,\s]+)", headers.get("authorization", ""))
-    return match.group(1) if match else None
+    return match.group(1) if match else values.get("AccessKeyId")
 
 
 class RpcEnvelope(Generic[P]):
@@ -188,7 +188,7 @@ class RpcEnvelope(Generic[P]):
         action = request.headers.get("x-acs-action") or values.get("Action", "")
         arrived = self.clock.now()
         request_id = str(uuid.uuid4()).upper()
-        key_id = claimed_key_id(request.headers)
+        key_id = claimed_key_id(request.headers, values)
         if params.region is not None and self._served is not None and not self._served(params.region):
             # No endpoint serves it: as for a <product>.<region>.aliyuncs.com that does not resolve, no answer.
             self._record(Call(action, dict(values), params.region, arrived, 0, "ConnectionDropped", key_id))
@@ -201,7 +201,10 @@ class RpcEnvelope(Generic[P]):
         self, request: Request, params: P, action: str, request_id: str
     ) -> tuple[int, dict[str, object], str | None]:
         try:
-            verify_acs3(request.signed(), self.credentials, self._nonces)
+            if "authorization" not in request.headers and "Signature" in params.values:
+                verify_rpc_v1(request.method, params.values, self.credentials, self._nonces)
+            else:
+                verify_acs3(request.signed(), self.credentials, self._nonces)
             if self._before_action is not None:
                 self._before_action(action)
             version = request.headers.get("x-acs-version") or params.values.get("Version") or self.version

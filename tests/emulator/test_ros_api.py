@@ -529,6 +529,22 @@ def test_action_in_the_query_and_lower_case_booleans(cloud, source):
 # --------------------------------------------------------------------------- signatures
 
 
+def test_requests_signed_as_the_aliyun_cli_signs_them_are_served(cloud, source):
+    """Signature 1.0 (HMAC-SHA1 over the sorted parameters), which the CLI's RPC calls use, as well as ACS3."""
+    key = cloud.credentials.add_access_key()
+    classic = cloud.ros_client(key, signature_v1=True)
+    stack_id = create(classic, source.image_id)
+    body = settle(cloud, classic, stack_id)
+    assert body.status == "CREATE_COMPLETE"
+    assert IMAGE_ID.fullmatch({o["OutputKey"]: o["OutputValue"] for o in body.outputs}["ImageId"])
+    call = next(c for c in cloud.ros.api.calls if c.action == "CreateStack")
+    assert (call.params["SignatureMethod"], call.access_key_id) == ("HMAC-SHA1", key.id)
+    wrong_secret = cloud.ros_client(AccessKey(key.id, "not-the-secret"), signature_v1=True)
+    expect_error("SignatureDoesNotMatch", 400, lambda: get(wrong_secret, stack_id))
+    unknown = cloud.ros_client(AccessKey("LTAI-nobody", "whatever"), signature_v1=True)
+    expect_error("InvalidAccessKeyId.NotFound", 404, lambda: get(unknown, stack_id))
+
+
 def test_bad_signatures_are_refused_before_anything_happens(cloud, source):
     key = cloud.credentials.add_access_key()
     wrong_secret = cloud.ros_client(AccessKey(key.id, "not-the-secret"))
