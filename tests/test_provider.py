@@ -198,3 +198,13 @@ def test_the_zip_is_named_by_its_hash_and_reproducible(tmp_path):
     (code / "python" / "dep" / "__init__.py").write_text("VERSION = 2\n")
     second = packages.zip_code(code, "python3.10", build=tmp_path / "build")
     assert second.sha256 != first.sha256 and not first.zip_path.exists()  # the old zip replaced
+
+
+def test_an_update_of_a_property_the_reference_says_is_not_editable_fails_and_changes_nothing(make_cloud, code_package):
+    cloud, _, installed = _installed(make_cloud, code_package)
+    stack = cloud.ros.stacks[installed.stack_id]
+    role = cloud.ros.native.roles["ros-copy-image-role"]
+    cloud.ros.update_stack(stack, {"RoleName": "another-role"})
+    assert stack.status == "UPDATE_FAILED"
+    assert "RoleName of ALIYUN::RAM::Role cannot be updated" in stack.reason
+    assert cloud.ros.native.roles == {"ros-copy-image-role": role} and cloud.fc.spec.role == role.arn
