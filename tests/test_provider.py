@@ -208,3 +208,17 @@ def test_an_update_of_a_property_the_reference_says_is_not_editable_fails_and_ch
     assert stack.status == "UPDATE_FAILED"
     assert "RoleName of ALIYUN::RAM::Role cannot be updated" in stack.reason
     assert cloud.ros.native.roles == {"ros-copy-image-role": role} and cloud.fc.spec.role == role.arn
+
+
+def test_without_an_interpreter_of_the_runtime_the_install_fails_and_rolls_back(make_cloud, code_package, monkeypatch):
+    from emulator.fc import sandbox
+
+    def missing(runtime):
+        raise RuntimeError(f"no Python {runtime.removeprefix('python')} on this machine to run the function")
+
+    monkeypatch.setattr(sandbox, "runtime_python", missing)
+    cloud = make_cloud(function_deployed=False)
+    target = smoke.local_target(cloud, code_package)
+    with pytest.raises(provider.InstallFailed, match=r"CREATE_ROLLBACK_COMPLETE.*no Python 3\.10 on this machine"):
+        provider.install(target, code_package, io.StringIO())
+    assert not cloud.fc.deployed and cloud.ros.native.roles == {}

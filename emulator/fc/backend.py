@@ -108,11 +108,20 @@ class FcBackend:
         check_environment(spec)
         if not self._deployed or self.function_credentials is None:
             self.spec, self._process, self._deployed = spec, self._new_process(spec), True
-            self.load_function()
+            try:
+                self.load_function()
+            except BaseException:  # e.g. no interpreter of its runtime here: no function after all
+                self._deployed, self.function_credentials = False, None
+                raise
             return
-        old = self._process
-        self.spec, self._process = spec, self._new_process(spec)
-        self._process.load(self.function_environment(), self.clock)
+        old_spec, old, process = self.spec, self._process, self._new_process(spec)
+        self.spec = spec  # the environment below is the new spec's
+        try:
+            process.load(self.function_environment(), self.clock)
+        except BaseException:  # the function stays as it was
+            self.spec = old_spec
+            raise
+        self._process = process
         old.unload()
 
     def remove_function(self) -> None:
