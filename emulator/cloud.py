@@ -8,14 +8,14 @@ runtime's own interpreter (deploy/smoke.py, ``make demo`` and ``make smoke`` ins
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from emulator.clock import DEFAULT_START, VirtualClock
 from emulator.credentials import AccessKey, CredentialStore
-from emulator.ecs import EcsStandIn
+from emulator.ecs import DEFAULT_REGIONS, EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
 from emulator.http import LOOPBACK, listening_socket
 from emulator.oss import ObjectStore
@@ -79,11 +79,11 @@ class LocalCloud:
         handler: str = "index.handler",
         start: float = DEFAULT_START,
         function_deployed: bool = True,
+        regions: Iterable[str] = DEFAULT_REGIONS,
     ) -> None:
-        self.clock = VirtualClock(start, interleave_seed=interleave_seed)
+        self.clock, self.credentials = VirtualClock(start, interleave_seed=interleave_seed), CredentialStore()
         self.seed, self.region, self._extra_environment = seed, region, dict(environment or {})
-        self.credentials = CredentialStore()
-        self.ecs = EcsStandIn(self.clock, self.credentials, copy_seconds=copy_seconds)
+        self.ecs = EcsStandIn(self.clock, self.credentials, regions, copy_seconds=copy_seconds)
         fc_listener = listening_socket()  # the function's environment names FC's endpoint before FC starts
         self._fc_port: int = fc_listener.getsockname()[1]
         self.function = replace(

@@ -21,7 +21,7 @@ from emulator.fc import InvocationFailed
         ({"Encrypted": "sometimes"}, "Property Encrypted: must be true or false"),
         ({"KMSKeyId": "key-1"}, "Property KMSKeyId: takes effect only with Encrypted: true"),
         ({"Tag": [{"Key": "acs:owner", "Value": "x"}]}, "Property Tag[1].Key:"),
-        ({"Tag": [f"k{i}=v" for i in range(18)]}, "Property Tag: has 18 tags; at most 17"),
+        ({"Tag": [f"k{i}=v" for i in range(18)]}, "Property Tag: has 18 tags; at most 14"),
         ({"ResourceGroupId": "default"}, "Property ResourceGroupId:"),
         ({"RetainOnDelete": "yes"}, "Property RetainOnDelete:"),
         ({"DestinationImageNmae": "typo"}, "Property DestinationImageNmae: is not a property"),

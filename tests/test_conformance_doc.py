@@ -47,6 +47,7 @@ def test_undocumented_behaviours_are_said_to_be():
         "invocation_type",
         "redeliver_after",
         "missing_image_delete_ignored",
+        "source_delete_fails_copies",
     )
     text = DOC.read_text(encoding="utf-8")
     assert all(f"`{switch}`" in text for switch in switches)

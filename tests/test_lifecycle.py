@@ -6,7 +6,15 @@ import json
 
 from conftest import DESTINATION, actions, copies_in, properties, request_and_answer, send
 from copyimage.framework import first_token
-from copyimage.properties import LOGICAL_ID_TAG, RESERVED_TAG_PREFIX, STACK_TAG, WAITER_TAG
+from copyimage.properties import (
+    COPIED_FROM_TAG,
+    LOGICAL_ID_TAG,
+    RESERVED_TAG_PREFIX,
+    SOURCE_IMAGE_TAG,
+    SOURCE_REGION_TAG,
+    STACK_TAG,
+    WAITER_TAG,
+)
 from copyimage.protocol import FAILED_CREATE_PREFIX
 from copyimage.waiting import ANSWERED
 
@@ -56,6 +64,9 @@ def test_create_through_the_template_makes_one_tagged_copy_and_marks_it_answered
         STACK_TAG: stack.id,
         LOGICAL_ID_TAG: "CopyImage",
         WAITER_TAG: first_token(cloud.ros.requests[0]["RequestId"]),  # the chain that waits for it
+        SOURCE_IMAGE_TAG: source.image_id,  # its lineage: the original source, and what it was read from
+        SOURCE_REGION_TAG: "cn-hangzhou",
+        COPIED_FROM_TAG: f"{source.image_id}@cn-hangzhou",
     }
     describes = cloud.ecs.calls_to("DescribeImages")
     assert describes

@@ -41,10 +41,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from copyimage.properties import STACK_TAG, WAITER_TAG
+from copyimage.properties import COPIED_FROM_TAG, SOURCE_IMAGE_TAG, STACK_TAG, WAITER_TAG
 from copyimage.waiting import UNSEEN_LOOK_DELAYS
 
 from emulator.cloud import LocalCloud
+from emulator.ecs import EcsError
 
 SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "200"))
 ONLY_SEED = os.environ.get("MODEL_SEED")
@@ -437,3 +438,186 @@ INVARIANTS = (
     answers_are_not_multiplied_by_hand_overs,
     every_answer_keeps_ros_protocol,
 )
+
+
+# -- relay schedules: several resources of one source in one stack, copies made from copies -------------------------
+
+RELAY_SCHEDULES = int(os.environ.get("MODEL_RELAY_SCHEDULES", "12"))
+RELAY_CHUNKS = 4
+RELAY_DESTINATIONS = ("cn-shanghai", "cn-beijing", "cn-shenzhen", "ap-southeast-1")
+
+
+@dataclass
+class RelaySchedule:
+    """A stack of ``size`` resources of one source: copies conflict, later ones relay from earlier ones."""
+
+    seed: int
+    copy_seconds: float
+    size: int
+    fails_copies: bool  # the stand-in's switch: deleting a relay fails the copies reading from it
+    relay_event: str | None  # "delete": a user deletes a relay mid-copy; "fail": a copy (often a relay) fails
+    event_at: float
+    delete_after: float | None
+    duplicates: list[tuple[float, float]]
+    ecs_faults: list[tuple[float, str, str, int]]
+
+
+def draw_relay(seed: int) -> RelaySchedule:
+    rng = random.Random(seed)
+    copy_seconds = rng.choice([40.0, 300.0, 900.0])
+    horizon = copy_seconds * 3
+    return RelaySchedule(
+        seed=seed,
+        copy_seconds=copy_seconds,
+        size=rng.randint(2, len(RELAY_DESTINATIONS)),
+        fails_copies=rng.random() < 0.5,
+        relay_event=rng.choice([None, "delete", "delete", "fail"]),
+        event_at=rng.uniform(copy_seconds, horizon),
+        delete_after=rng.choice([None, rng.uniform(0, 600), rng.uniform(0, 3600)]),
+        duplicates=[(rng.uniform(0, horizon), rng.choice([0.0, rng.uniform(1, 30)])) for _ in range(rng.randint(0, 2))],
+        ecs_faults=[
+            (
+                rng.uniform(0, horizon),
+                rng.choice(("CopyImage", "DescribeImages", "DeleteImage")),
+                kind,
+                rng.randint(1, 3),
+            )
+            for kind in rng.sample(TRANSIENT, rng.randint(0, 2))
+        ],
+    )
+
+
+@pytest.mark.parametrize("chunk", range(RELAY_CHUNKS))
+def test_relay_invariants_hold_on_every_schedule(model_cloud, chunk, record_property):
+    stats: Counter[str] = Counter()
+    failures = []
+    for seed in range(chunk, RELAY_SCHEDULES, RELAY_CHUNKS):
+        problems = run_relay(model_cloud, draw_relay(seed), stats)
+        stats["relay schedules"] += 1
+        if problems:
+            failures.append(f"relay seed {seed}: " + "; ".join(problems))
+    record_property(STATS_PROPERTY, json.dumps(stats))
+    assert not failures, "\n".join(failures[:20])
+
+
+def relay_template(cloud: LocalCloud, destinations: tuple[str, ...]) -> dict:
+    template = copy.deepcopy(getattr(cloud, "model_template", None) or cloud.template())
+    resource = template["Resources"].pop("CopyImage")
+    del template["Outputs"]["ImageId"]
+    for index, region in enumerate(destinations):
+        twin = copy.deepcopy(resource)
+        twin["Properties"]["Parameters"]["DestinationRegionId"] = region
+        template["Resources"][f"Copy{index}"] = twin
+    return template
+
+
+def run_relay(cloud: LocalCloud, schedule: RelaySchedule, stats: Counter[str]) -> list[str]:
+    """Run one relay schedule; what broke an invariant, in words."""
+    cloud.reset(schedule.seed)
+    clock, ecs, fc, ros = cloud.clock, cloud.ecs, cloud.fc, cloud.ros
+    ecs.copy_seconds = schedule.copy_seconds
+    ecs.source_delete_fails_copies = schedule.fails_copies
+    source = ecs.seed_image("cn-hangzhou", name=f"relay-source-{schedule.seed}")
+    removed_by_user = _arm_relay(cloud, schedule)
+    destinations = RELAY_DESTINATIONS[: schedule.size]
+    parameters = {"ImageId": source.image_id, "DestinationRegionId": destinations[0], "Timeout": 43200}
+    stack = ros.begin_create(relay_template(cloud, destinations), parameters, name=f"relay-{schedule.seed}")
+    clock.run_task(stack.operation)
+    lineage = _lineage_problems(cloud, stack.id, source.image_id)
+    if stack.status == "CREATE_COMPLETE" and schedule.delete_after is not None:
+        clock.sleep(schedule.delete_after)
+        ros.begin_delete(stack)
+        clock.run_task(stack.operation)
+    clock.run_until(lambda: fc.pending_async() == 0 and clock.pending() == 0, timeout=30 * 86400)
+    stats[f"relay: stacks ending {stack.status}"] += 1
+    stats["relay: relays a user deleted while copies read from them"] += sum(1 for i in removed_by_user if i)
+    stats["relay: deletes of a relay ECS refused while copies read from it"] += removed_by_user.count("")
+    stats["relay: copies made from a relay"] += sum(
+        1 for c in ecs.calls_to("CopyImage") if c.status == 200 and c.params.get("ImageId") != source.image_id
+    )
+    return lineage + _relay_checks(cloud, stack, removed_by_user, stats)
+
+
+def _arm_relay(cloud: LocalCloud, schedule: RelaySchedule) -> list[str]:
+    """Put the schedule's perturbations on the clock; returns the ids of relays a user deleted (filled in later)."""
+    clock, ecs, fc = cloud.clock, cloud.ecs, cloud.fc
+    removed: list[str] = []
+    for when, gap in schedule.duplicates:
+        clock.spawn(lambda gap=gap: fc.duplicate_next_async(1, gap), "relay-duplicate", when)
+    for when, action, kind, count in schedule.ecs_faults:
+        clock.spawn(lambda a=action, k=kind, n=count: ecs.faults.add(a, k, count=n), "relay-fault", when)
+    if schedule.relay_event == "fail":
+        clock.spawn(lambda: ecs.fail_copies(1, at_fraction=0.5), "relay-failing-copy", schedule.event_at)
+    if schedule.relay_event == "delete":
+
+        def delete_a_relay() -> None:
+            """Watch for a relay being read from, then delete it as a user would (once)."""
+            for _ in range(200):
+                with ecs.lock:
+                    read = {
+                        i.source
+                        for r in ecs.regions
+                        for i in ecs.images(r)
+                        if i.is_copy and i.status in ("Creating", "Waiting")
+                    }
+                    relays = [i for r in ecs.regions for i in ecs.images(r) if i.is_copy and (r, i.image_id) in read]
+                    if relays:
+                        try:
+                            ecs.delete_image(relays[0].region, relays[0].image_id, force=True)
+                            removed.append(relays[0].image_id)
+                        except EcsError:  # refused while copies read from it (the documented setting)
+                            removed.append("")
+                        return
+                clock.sleep(schedule.copy_seconds / 20)
+
+        clock.spawn(delete_a_relay, "relay-user-deletes", schedule.event_at)
+    return removed
+
+
+def _lineage_problems(cloud: LocalCloud, stack_id: str, source_id: str) -> list[str]:
+    """Every copy of the stack names the original source, and its copied-from tag is what ECS copied it from."""
+    problems = []
+    for region in cloud.ecs.regions:
+        for image in cloud.ecs.images(region):
+            if image.tags.get(STACK_TAG) != stack_id:
+                continue
+            image_id, _, image_region = image.tags.get(COPIED_FROM_TAG, "").partition("@")
+            if image.tags.get(SOURCE_IMAGE_TAG) != source_id or image.source != (image_region, image_id):
+                problems.append(f"lineage: {image.image_id} tagged {image.tags}, copied from {image.source}")
+    return problems
+
+
+def _relay_checks(cloud: LocalCloud, stack, removed_by_user: list[str], stats: Counter[str]) -> list[str]:
+    ecs, ros = cloud.ecs, cloud.ros
+    requests = [r for r in ros.requests if r["StackId"] == stack.id]
+    problems = [f"protocol: {ros.violations}"] if ros.violations else []
+    first_delete = min(
+        (ros.pending(r["RequestId"]).sent_at for r in requests if r["RequestType"] == "Delete"), default=None
+    )
+    for request in requests:
+        posted = [a for a in ros.answers if a.request_id == request["RequestId"] and a.json]
+        distinct = {json.dumps([a.json.get(k) for k in ("Status", "PhysicalResourceId", "Data")]) for a in posted}
+        if len(distinct) > 1:
+            problems.append(f"2: {request['RequestType']} got different answers: {sorted(distinct)}")
+        if request["RequestType"] == "Create" and ros.pending(request["RequestId"]).answer is None:
+            problems.append(f"1: the Create of {request['LogicalResourceId']} was not answered")
+        answer = ros.pending(request["RequestId"]).answer or {}
+        image_id = answer.get("PhysicalResourceId")
+        if request["RequestType"] != "Create" or answer.get("Status") != "SUCCESS" or image_id in removed_by_user:
+            continue
+        stats["relay: copies answered SUCCESS"] += 1
+        removals = [
+            c.at
+            for c in ecs.calls
+            if c.action in ("DeleteImage", "CancelCopyImage")
+            and c.status == 200
+            and c.params.get("ImageId") == image_id
+        ]
+        if any(first_delete is None or at < first_delete for at in removals) or (
+            first_delete is None and ecs.image(image_id) is None
+        ):
+            problems.append(f"4: {image_id} answered SUCCESS was removed before any Delete")
+    left = [i.image_id for r in ecs.regions for i in ecs.images(r) if i.tags.get(STACK_TAG) == stack.id]
+    if first_delete is not None and left:
+        problems.append(f"3: {stack.status} left {left}")
+    return problems

@@ -98,6 +98,7 @@ def test_full_property_set():
         ({"Tag": [{"Key": "v", "Value": "see https://x"}]}, "Tag[1].Value", "https://"),
         ({"Tag": [{"Key": "v", "Value": "HTTP://x"}]}, "Tag[1].Value", "http://"),
         ({"AllowCopyInSameRegion": "sometimes"}, "AllowCopyInSameRegion", "true or false"),
+        ({"AllowRelay": "often"}, "AllowRelay", "true or false"),
         ({"Tag": [{"Key": "v", "Value": "v" * 129}]}, "Tag[1].Value", "at most 128"),
         ({"Tag": [{"Key": "v", "Colour": "red"}]}, "Tag[1].Colour", "not a tag field"),
         ({"Tag": [7]}, "Tag[1]", "must be an object"),
@@ -141,6 +142,13 @@ def test_allow_copy_in_same_region_makes_no_copy_only_within_one_region():
     assert parse(AllowCopyInSameRegion="true", DestinationRegionId="cn-hangzhou").copies is False
     assert parse(AllowCopyInSameRegion="true").copies is True  # another region: a copy as always
     assert parse(DestinationRegionId="cn-hangzhou").copies is True  # a same-region copy, when not allowed to skip
+
+
+def test_allow_relay_defaults_to_true_and_never_relays_a_copy_with_a_kms_key():
+    assert parse().relays is True and parse(AllowRelay="false").relays is False
+    assert parse(Encrypted="true").relays is True  # the service key, from an unencrypted relay: the same image
+    assert parse(Encrypted="true", KMSKeyId="key-1", AllowRelay=True).relays is False
+    assert replacement_changes(parse(), parse(AllowRelay="false")) == []  # how a copy is made, not what it is
 
 
 def test_user_tag_limit_leaves_room_for_the_providers_tags():

@@ -146,7 +146,8 @@ def test_switching_from_the_native_construct_is_a_change_of_import(tmp_path):
     ours = {field.name for field in dataclasses.fields(ros_copy_image.CopyImageProps)}
     assert native_fields <= ours
     assert ours - native_fields == {
-        "retain_on_delete", "force_delete", "delete_snapshots", "service_token", "function_name", "timeout"
+        "retain_on_delete", "force_delete", "delete_snapshots", "allow_relay", "service_token", "function_name",
+        "timeout",
     }  # fmt: skip
     given = {
         "image_id": "m-bp1exampleimage",

@@ -6,9 +6,10 @@ Switching from the native resource is a change of import::
     from ros_copy_image import CopyImage, CopyImageProps     # Custom::CopyImage, served by the ros-copy-image function
 
 The props are the native construct's (the same names, types and required ones), plus the provider's own
-(``retain_on_delete``, ``force_delete``, ``delete_snapshots``), where ROS finds the function (``service_token``, or
-``function_name`` in the stack's region and account) and how long ROS waits (``timeout``). The attributes have the
-native names (``attr_image_id``, ``attr_destination_region_id``, ``attr_source_region_id``), plus ``attr_outputs``.
+(``retain_on_delete``, ``force_delete``, ``delete_snapshots``, ``allow_relay``), where ROS finds the function
+(``service_token``, or ``function_name`` in the stack's region and account) and how long ROS waits (``timeout``).
+The attributes have the native names (``attr_image_id``, ``attr_destination_region_id``,
+``attr_source_region_id``), plus ``attr_outputs``.
 
 It emits the same resource as the repository's ``template.yml``: ``Type: Custom::CopyImage`` with ``ServiceToken``,
 ``Timeout`` and the properties under ``Parameters``. Needs ``ros-cdk-core`` (a jsii package: Node.js at run time).
@@ -28,7 +29,7 @@ RESOURCE_TYPE = "Custom::CopyImage"
 DEFAULT_FUNCTION_NAME = "ros-copy-image"  # s.yaml's default FUNCTION_NAME
 DEFAULT_TIMEOUT = 43200  # seconds ROS waits for the resource, its maximum: cross-region copies can take hours
 
-# Python name -> the provider's property name (the native resource's, plus the provider's own three).
+# Python name -> the provider's property name (the native resource's, plus the provider's own four).
 PROPERTY_NAMES = {
     "image_id": "ImageId",
     "destination_region_id": "DestinationRegionId",
@@ -43,6 +44,7 @@ PROPERTY_NAMES = {
     "retain_on_delete": "RetainOnDelete",
     "force_delete": "ForceDelete",
     "delete_snapshots": "DeleteSnapshots",
+    "allow_relay": "AllowRelay",
 }
 
 
@@ -65,6 +67,7 @@ class CopyImageProps:
     retain_on_delete: Any = None
     force_delete: Any = None
     delete_snapshots: Any = None
+    allow_relay: Any = None  # default true: copy from a finished copy by the stack when the source is busy
     # Where ROS finds the provider, and how long it waits for it.
     service_token: Any = None  # e.g. acs:fc:<region>:<account-id>:functions/<name>; else built from function_name
     function_name: Any = None  # the function in the stack's region and account (default ros-copy-image)

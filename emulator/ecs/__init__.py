@@ -12,7 +12,7 @@ docs/conformance.md cites every behaviour and code.
 from emulator.ecs.backend import EcsBackend
 from emulator.ecs.errors import EcsError
 from emulator.ecs.faults import FAULT_KINDS, Fault, FaultPlan
-from emulator.ecs.models import DEFAULT_KMS_KEY_ID, DEFAULT_REGIONS, IMAGE_STATUSES, Image, Snapshot
+from emulator.ecs.models import DEFAULT_KMS_KEY_ID, DEFAULT_REGIONS, IMAGE_STATUSES, WORLD_REGIONS, Image, Snapshot
 from emulator.ecs.standin import EcsStandIn
 from emulator.progress import CopyPlan
 from emulator.rpc import Call
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_REGIONS",
     "FAULT_KINDS",
     "IMAGE_STATUSES",
+    "WORLD_REGIONS",
     "Call",
     "CopyPlan",
     "EcsBackend",

@@ -17,6 +17,10 @@ Switches, for what the documentation leaves open (the suite runs the provider in
     how long DeleteSnapshot answers ``SnapshotCreatedImage`` after the image was deleted (default 0).
 ``missing_image_delete_ignored``
     DeleteImage of a missing image succeeds (the parameter text's "ignored") instead of the error table's 404.
+``source_delete_fails_copies``
+    DeleteImage of an image a copy in progress reads from (a relay) deletes it and fails those copies
+    (``CreateFailed``) instead of refusing with 403 ``OperationDenied.ImageCopying`` (default: refused, as the image
+    FAQ's "during the image copying process, the source image cannot be deleted" reads).
 
 Seeding and inspection, for tests and demos: :meth:`seed_image`, :meth:`image`, :meth:`images`,
 :meth:`snapshots`, :meth:`fail_copies`, ``copy_seconds``/``copy_plan`` (how new copies move), ``image_quota``,
@@ -66,6 +70,7 @@ class EcsBackend:
         self.deleted_listing_seconds = 0.0
         self.snapshot_release_seconds = 0.0
         self.missing_image_delete_ignored = False
+        self.source_delete_fails_copies = False
         self.kms_keys: set[str] = {DEFAULT_KMS_KEY_ID}
         self.lock = threading.RLock()
         self._images: dict[str, dict[str, Image]] = {region: {} for region in self.regions}
@@ -168,6 +173,7 @@ class EcsBackend:
         self.deleted_listing_seconds = 0.0
         self.snapshot_release_seconds = 0.0
         self.missing_image_delete_ignored = False
+        self.source_delete_fails_copies = False
 
     # ------------------------------------------------------------------ CopyImage
 
@@ -289,6 +295,11 @@ class EcsBackend:
             raise errors.ImageCopying()
         if image.in_use and not force:
             raise errors.ImageUsingByInstance()
+        readers = self._copies.readers_of(region, image_id)
+        if readers and not self.source_delete_fails_copies:
+            raise errors.ImageCopying()
+        for reader in readers:
+            self._copies.fail_now(reader)
         del self._images[region][image_id]  # its snapshots stay
         if self.deleted_listing_seconds > 0:
             self._lingering[region][image_id] = (image, now + self.deleted_listing_seconds)

@@ -40,12 +40,25 @@ class CopyQueue:
 
     def in_progress_of(self, region: str, image_id: str) -> bool:
         """Whether a copy of that source image is running or waiting."""
+        return bool(self.readers_of(region, image_id))
+
+    def readers_of(self, region: str, image_id: str) -> list[Image]:
+        """The copies running or waiting that read from that image (a copy of a copy reads from the first copy)."""
         self.refresh_all()
-        return any(
-            image.source == (region, image_id) and image.status in IN_PROGRESS
+        return [
+            image
             for images in self._images.values()
             for image in images.values()
-        )
+            if image.source == (region, image_id) and image.status in IN_PROGRESS
+        ]
+
+    def fail_now(self, image: Image) -> None:
+        """End a copy in progress ``CreateFailed`` at once (its source went away); a running one frees its slot."""
+        running = image.status == "Creating"
+        image.status = "CreateFailed"
+        image.fail_at_fraction = image.fail_at_fraction if image.fail_at_fraction is not None else 0.0
+        if running and image.source is not None:
+            self._start_waiting(image.source[0], self.clock.now())
 
     def refresh(self, image: Image) -> Image:
         """Bring a copy in progress or waiting up to date with the clock (with every copy from its region)."""

@@ -18,6 +18,26 @@ DEFAULT_REGIONS = (
     "us-west-1",
     "eu-central-1",
 )
+# Region ids of Alibaba Cloud's public regions (DescribeRegions), for fan-outs wider than the default account's.
+WORLD_REGIONS = (
+    *DEFAULT_REGIONS,
+    "cn-qingdao",
+    "cn-zhangjiakou",
+    "cn-huhehaote",
+    "cn-wulanchabu",
+    "cn-chengdu",
+    "cn-guangzhou",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-3",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "us-east-1",
+    "eu-west-1",
+    "me-east-1",
+    "me-central-1",
+)
 DEFAULT_KMS_KEY_ID = "key-hzz00000000000000001"
 # The platform's limits, written out here as an independent check of the function (which has its own copies):
 MAX_TAGS = 20  # CopyImage and TagResources API references: Tag.N, N up to 20

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from emulator.ros.resource_types import RESOURCE_TYPES, check_values
 
 RUNTIMES = ("python3.10", "python3.12")  # FC runtimes the stand-in can run (interpreters of this machine)
 CODE_CACHE = Path(tempfile.gettempdir()) / f"ros-copy-image-fc-code-{os.getuid()}"
+CACHE_KEEP = 6  # unpacked packages kept (most recently used first); older ones go once unused for an hour
 DEFAULT_ASYNC_RETRIES = 3  # ALIYUN::FC3::AsyncInvokeConfig: "when not configured, the default number of retries is 3"
 ASYNC_EVENT_AGE = (1, 604800)  # MaxAsyncEventAgeInSeconds: {'Range': {'Min': 1, 'Max': 604800}}
 ASYNC_RETRIES = (0, 8)  # MaxAsyncRetryAttempts: "Value range [0,8]"
@@ -209,6 +211,7 @@ def unpacked(data: bytes, digest: str) -> Path:
     """The code package unpacked (kept by its hash, shared by every local cloud on this machine)."""
     target = CODE_CACHE / digest[:24]
     if target.is_dir():
+        os.utime(target)  # used now: kept by the pruning below
         return target
     CODE_CACHE.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{digest[:24]}.", dir=CODE_CACHE))
@@ -222,4 +225,18 @@ def unpacked(data: bytes, digest: str) -> Path:
         partial.rename(target)
     except OSError:  # another local cloud unpacked it meanwhile
         shutil.rmtree(partial, ignore_errors=True)
+    _prune()
     return target
+
+
+def _prune() -> None:
+    """Unpacked packages beyond the CACHE_KEEP most recently used, unused for an hour (the wall clock's: these
+    are files of this machine, not simulated state), are removed."""
+    entries = sorted(
+        (path for path in CODE_CACHE.iterdir() if path.is_dir() and "." not in path.name),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    for old in entries[CACHE_KEEP:]:
+        if time.time() - old.stat().st_mtime > 3600:
+            shutil.rmtree(old, ignore_errors=True)

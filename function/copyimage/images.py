@@ -44,6 +44,12 @@ class ImageView:
     name: str | None
     description: str | None
     resource_group_id: str | None
+    encrypted: bool = False  # any of its snapshots (DescribeImages: DiskDeviceMapping.Encrypted)
+
+    @property
+    def origin(self) -> str:
+        """How a copy made from this image names it in its ``copyimage:copied-from`` tag."""
+        return f"{self.image_id}@{self.region}"
 
     @property
     def in_progress(self) -> bool:
@@ -67,6 +73,7 @@ class ImageView:
             name=item.get("ImageName") or None,
             description=item.get("Description") or None,
             resource_group_id=item.get("ResourceGroupId") or None,
+            encrypted=any(str(m.get("Encrypted")).lower() == "true" for m in mappings),
         )
 
 
@@ -134,11 +141,21 @@ class EcsImages:
 
     # -- changing -----------------------------------------------------------------------------------------
 
-    def copy(self, props: CopyImageProperties, client_token: str, tags: Mapping[str, str]) -> str:
-        """Start the copy; returns the new image's id. The token makes a repeated call start nothing new."""
+    def copy(
+        self,
+        props: CopyImageProperties,
+        client_token: str,
+        tags: Mapping[str, str],
+        source: tuple[str, str] | None = None,
+    ) -> str:
+        """Start the copy; returns the new image's id. The token makes a repeated call start nothing new.
+
+        ``source`` is ``(region, image id)`` of a relay (a finished copy of the same source) to copy from instead
+        of the properties' ImageId."""
+        region, image_id = source or (props.source_region_id, props.image_id)
         request = ecs.CopyImageRequest(
-            region_id=props.source_region_id,
-            image_id=props.image_id,
+            region_id=region,
+            image_id=image_id,
             destination_region_id=props.destination_region_id,
             destination_image_name=props.destination_image_name,
             destination_description=props.destination_description,
@@ -148,9 +165,7 @@ class EcsImages:
             tag=[ecs.CopyImageRequestTag(key=k, value=v) for k, v in tags.items()] or None,
             client_token=client_token,
         )
-        body = self._call(
-            "CopyImage", props.source_region_id, lambda c: c.copy_image_with_options(request, self._runtime)
-        )
+        body = self._call("CopyImage", region, lambda c: c.copy_image_with_options(request, self._runtime))
         return str(body["ImageId"])
 
     def cancel_copy(self, region: str, image_id: str) -> None:

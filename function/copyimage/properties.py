@@ -17,8 +17,13 @@ ECS_TAG_LIMIT = 20
 STACK_TAG = "copyimage:stack-id"
 LOGICAL_ID_TAG = "copyimage:logical-id"
 WAITER_TAG = "copyimage:waiter"
+# Lineage, on every copy: the original source image and region, and the image a relay copy was made from
+# (``<image id>@<region>``), so that relays can be found with one tagged DescribeImages and no lineage is lost.
+SOURCE_IMAGE_TAG = "copyimage:source-image-id"
+SOURCE_REGION_TAG = "copyimage:source-region-id"
+COPIED_FROM_TAG = "copyimage:copied-from"
 RESERVED_TAG_PREFIX = "copyimage:"
-RESERVED_TAG_COUNT = 3
+RESERVED_TAG_COUNT = 6
 USER_TAG_LIMIT = ECS_TAG_LIMIT - RESERVED_TAG_COUNT
 
 # Changing any of these needs a new copy; the rest can be changed on the existing one.
@@ -59,6 +64,13 @@ class CopyImageProperties:
     retain_on_delete: bool = False
     force_delete: bool = False
     delete_snapshots: bool = False
+    allow_relay: bool = True
+
+    @property
+    def relays(self) -> bool:
+        """Whether this copy may be made from a finished copy of the same source (AllowRelay, and no KMSKeyId:
+        a copy encrypted with a key the template names is made from the source itself)."""
+        return self.allow_relay and self.kms_key_id is None
 
     @property
     def copies(self) -> bool:
@@ -88,6 +100,7 @@ _ATTRIBUTE_OF = {
     "RetainOnDelete": "retain_on_delete",
     "ForceDelete": "force_delete",
     "DeleteSnapshots": "delete_snapshots",
+    "AllowRelay": "allow_relay",
 }
 assert set(_ATTRIBUTE_OF.values()) == {f.name for f in fields(CopyImageProperties)}
 KNOWN_PROPERTIES = tuple(_ATTRIBUTE_OF)
@@ -137,6 +150,7 @@ def parse_properties(raw: Mapping[str, object], default_region: str) -> CopyImag
         retain_on_delete=bool(_boolean(raw, "RetainOnDelete")),
         force_delete=bool(_boolean(raw, "ForceDelete")),
         delete_snapshots=bool(_boolean(raw, "DeleteSnapshots")),
+        allow_relay=_boolean(raw, "AllowRelay") is not False,
     )
 
 

@@ -13,7 +13,10 @@ from copyimage.errors import CopyFailed, EcsError, InvalidProperty, ProviderErro
 from copyimage.images import FAILED, EcsImages, ImageView
 from copyimage.logs import log_fact, logger
 from copyimage.properties import (
+    COPIED_FROM_TAG,
     LOGICAL_ID_TAG,
+    SOURCE_IMAGE_TAG,
+    SOURCE_REGION_TAG,
     STACK_TAG,
     WAITER_TAG,
     CopyImageProperties,
@@ -24,6 +27,7 @@ from copyimage.properties import (
     replacement_changes,
 )
 from copyimage.protocol import CreateRequest, DeleteRequest, RosRequest, UpdateRequest, client_token
+from copyimage.relays import RELAY_TRIES, RETAINED, candidates, inherits_alike, lineage, lineage_tags, readers
 from copyimage.waiting import ANSWERED, LOOK_SOON, SETTLE_SECONDS, Seen, Wait, answered_mark
 
 # CopyImage's error table: the same source image is being copied (400), or "try again later" (409).
@@ -32,10 +36,11 @@ CONFLICTS = frozenset({"OperationDenied.ImageCopyConflict", "InvalidOperation.Co
 STILL_COPYING = frozenset({"OperationDenied.ImageCopying", "ImageIsCreating"})
 # DeleteSnapshot: still linked to an image being deleted (403 SnapshotCreatedImage), or a conflict (403).
 SNAPSHOT_BUSY = frozenset({"SnapshotCreatedImage", "Operation.Conflict", "OperationConflict"})
-RETAINED = "retained:"
 Discarded = Literal["removed", "usable", "not ours"]  # the mark of a copy RetainOnDelete kept: no longer the stack's
 GONE_LOOK_SECONDS = 5.0  # look again this soon at an image still listed after DeleteImage, then less often
 MAX_PASS_SECONDS = 300.0
+READ_LOOK_SECONDS = 30.0  # look again this soon at a copy a relay copy reads from
+READ_PATIENCE_SECONDS = 900.0  # then cancel the copies still reading from it, well within the cleanup deadline
 
 
 class CopyImageResource:
@@ -81,19 +86,7 @@ class CopyImageResource:
             )
             state = {"image_id": adopted.image_id, "started_hop": wait.hop}
             return Seen("pending", state=state, accepts=(mark,) if mark else ())
-        token = client_token(request.stack_id, request.logical_resource_id, request.request_id)
-        tags = {**props.tag_map, **self.owner_tags, WAITER_TAG: wait.mark or ""}
-        try:
-            image_id = self._images.copy(props, token, tags)
-        except EcsError as error:
-            if error.code in CONFLICTS:
-                raise TryLater(error.code, f"{error} (another copy of {props.image_id} runs; waiting for it)") from None
-            if error.code.startswith("QuotaExceed.Image"):
-                raise CopyFailed(
-                    f"{error}. The account's custom image quota in {props.destination_region_id} is used up: "
-                    "delete images you no longer need, or ask for a higher quota, then retry"
-                ) from None
-            raise
+        image_id, relay = self._start_copy(props, request, wait)
         logger.info(
             "copy started",
             extra={
@@ -101,9 +94,58 @@ class CopyImageResource:
                 "source_image_id": props.image_id,
                 "source_region": props.source_region_id,
                 "destination_region": props.destination_region_id,
+                "copied_from": relay.origin if relay is not None else "the source image",
             },
         )
         return Seen("pending", state={"image_id": image_id, "started_hop": wait.hop})
+
+    def _start_copy(
+        self, props: CopyImageProperties, request: CreateRequest, wait: Wait
+    ) -> tuple[str, ImageView | None]:
+        """CopyImage from the source; when ECS refuses a concurrent copy of it, from a relay (AllowRelay).
+
+        Returns the new copy's id and the relay it reads from (None: the source). Every copy carries its lineage.
+        """
+        token = client_token(request.stack_id, request.logical_resource_id, request.request_id)
+        lineage = lineage_tags(request.stack_id, props.image_id, props.source_region_id)
+        tags = {**props.tag_map, **self.owner_tags, **lineage, WAITER_TAG: wait.mark or ""}
+        try:
+            origin = f"{props.image_id}@{props.source_region_id}"
+            return self._images.copy(props, token, {**tags, COPIED_FROM_TAG: origin}), None
+        except EcsError as error:
+            if error.code not in CONFLICTS:
+                raise _copy_refused(error, props) from None
+            started = self._copy_from_relay(props, request, tags) if props.relays else None
+            if started is None:
+                raise TryLater(error.code, f"{error} (another copy of {props.image_id} runs; waiting for it)") from None
+            return started
+
+    def _copy_from_relay(
+        self, props: CopyImageProperties, request: CreateRequest, tags: dict[str, str]
+    ) -> tuple[str, ImageView] | None:
+        """Copy from the best free relay (a finished copy of the same source by this stack), or None if none is."""
+        regions = self._images.regions(self._request.region_id or props.source_region_id)
+        views = lineage(self._images, regions, lineage_tags(request.stack_id, props.image_id, props.source_region_id))
+        found = candidates(views, props.destination_region_id)
+        original = self._images.find(props.source_region_id, props.image_id) if found else None
+        if original is None:
+            return None
+        # A copy takes the name and description of what it reads unless CopyImage sets them: only relays that
+        # would give the same ones as the source qualify.
+        name, description = props.destination_image_name, props.destination_description
+        found = [relay for relay in found if inherits_alike(relay, original, name, description)]
+        for relay in found[:RELAY_TRIES]:
+            # Its own token: the same token with another source would be refused as a parameter mismatch.
+            token = client_token(request.stack_id, request.logical_resource_id, f"{request.request_id}\n{relay.origin}")
+            try:
+                source = (relay.region, relay.image_id)
+                return self._images.copy(props, token, {**tags, COPIED_FROM_TAG: relay.origin}, source), relay
+            except EcsError as error:
+                if error.code in CONFLICTS or error.code == "IncorrectImageStatus" or error.not_found:
+                    logger.info("relay busy or gone", extra={"relay": relay.origin, "error_code": error.code})
+                    continue  # read from by a copy another stack or a user started, or no longer Available
+                raise _copy_refused(error, props) from None
+        return None
 
     def _check_regions(self, props: CopyImageProperties) -> None:
         """Refuse a region no ECS endpoint serves before anything is copied, naming the property."""
@@ -318,6 +360,7 @@ class CopyImageResource:
         first_seen: dict[str, float] = dict(state.get("first_seen") or {})
         deleted: list[str] = list(state.get("deleted") or [])
         snapshots: list[str] = list(state.get("snapshots") or [])
+        read_since: dict[str, float] = dict(state.get("read_since") or {})
         for view in targets.values():
             if view.in_progress:
                 self._cancel(view)
@@ -330,12 +373,15 @@ class CopyImageResource:
             if view.image_id in deleted:
                 waits.append(backoff)  # deleted, but ECS still lists it
                 continue
-            self._delete_image(view, options.force_delete)
+            if self._still_read(request, view, read_since) or not self._delete_image(view, options.force_delete):
+                waits.append(min(backoff, READ_LOOK_SECONDS))  # a relay copy reads from it: not yet
+                continue
             deleted.append(view.image_id)
             if options.delete_snapshots:
                 snapshots.extend(s for s in view.snapshot_ids if s not in snapshots)
             waits.append(GONE_LOOK_SECONDS)
         state = {"first_seen": first_seen, "deleted": deleted, "snapshots": snapshots, "passes": passes + 1}
+        state["read_since"] = read_since
         if waits:
             return Seen("pending", after=min(waits), state=state, detail=f"removing {', '.join(sorted(targets))}")
         busy = self._delete_snapshots(region, snapshots, options.force_delete)
@@ -370,17 +416,40 @@ class CopyImageResource:
                 raise
         return True
 
-    def _delete_image(self, view: ImageView, force: bool) -> None:
+    def _still_read(self, request: DeleteRequest, view: ImageView, read_since: dict[str, float]) -> bool:
+        """Whether relay copies still read from this copy, so that it must not go yet (what ECS does to them if it
+        did is not documented). They are waited for, and cancelled after READ_PATIENCE_SECONDS: in a stack's
+        Delete each is cancelled by its own resource's Delete long before."""
+        source, region = view.tags.get(SOURCE_IMAGE_TAG), view.tags.get(SOURCE_REGION_TAG)
+        if not (view.usable and source and region):
+            return False  # no lineage: made before relays, or never Available, so never read from
+        regions = self._images.regions(self._request.region_id or view.region)
+        reading = readers(lineage(self._images, regions, lineage_tags(request.stack_id, source, region)), view)
+        if not reading:
+            read_since.pop(view.image_id, None)
+            return False
+        since = read_since.setdefault(view.image_id, self._now())
+        logger.info("a relay copy reads from this copy", extra={"image_id": view.image_id, "readers": len(reading)})
+        if self._now() - since >= READ_PATIENCE_SECONDS:
+            for reader in reading:
+                self._cancel(reader)
+        return True
+
+    def _delete_image(self, view: ImageView, force: bool) -> bool:
+        """DeleteImage; False when ECS refused because the image is being copied from (a relay): try later."""
         try:
             self._images.delete(view.region, view.image_id, force)
             logger.info("image deleted", extra={"image_id": view.image_id})
         except EcsError as error:
             if error.not_found:
-                return
+                return True
             if error.code in STILL_COPYING:
+                if view.usable:
+                    return False  # a copy reads from it
                 self._cancel(view)
-                return
+                return True
             raise
+        return True
 
     def _delete_snapshots(self, region: str, snapshot_ids: list[str], force: bool) -> list[str]:
         """Delete them; returns those still linked to an image being deleted. Other refusals fail the Delete."""
@@ -418,6 +487,16 @@ class CopyImageResource:
             return region not in self._images.regions(self._request.region_id or region)
         except EcsError:
             return False
+
+
+def _copy_refused(error: EcsError, props: CopyImageProperties) -> ProviderError:
+    """What a refused CopyImage fails the Create with: a full image quota says what to do."""
+    if error.code.startswith("QuotaExceed.Image"):
+        return CopyFailed(
+            f"{error}. The account's custom image quota in {props.destination_region_id} is used up: "
+            "delete images you no longer need, or ask for a higher quota, then retry"
+        )
+    return error
 
 
 def _chain_mark(mark: str | None) -> bool:

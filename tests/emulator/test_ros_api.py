@@ -173,6 +173,7 @@ def test_create_returns_at_once_and_get_stack_follows_the_operation_on_virtual_t
         "DestinationDescription": "",
         "Encrypted": "false",
         "Tag": "",
+        "AllowRelay": "true",
         "Timeout": "43200",
     }
     assert get(client, stack_id, output_option="Disabled").outputs is None
