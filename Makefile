@@ -5,10 +5,15 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test smoke lint bench compare serve package pins clean iact3 iact3-pins
 
-demo: $(VENV)/.runtime-installed
+# The demo, the smoke and the suite run the code package `make package` builds (installed by deploy/provider.yml),
+# rebuilt when the function's sources or pins are newer than it.
+PACKAGE := build/package-python3.10.json
+PACKAGE_INPUTS := function/index.py $(wildcard function/copyimage/*.py) $(wildcard function/requirements*.txt)
+
+demo: $(VENV)/.runtime-installed $(PACKAGE)
 	$(BIN)/python -m deploy.demo
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(PACKAGE)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m mypy
@@ -16,8 +21,11 @@ test: $(VENV)/.dev-installed
 
 # The smoke test of deploy/smoke.py: the local cloud by default; a real account with ALIBABA_CLOUD_* and
 # COPYIMAGE_SMOKE_* set (see the README).
-smoke: $(VENV)/.runtime-installed
+smoke: $(VENV)/.runtime-installed $(PACKAGE)
 	$(BIN)/python -m deploy.smoke
+
+$(PACKAGE): $(PACKAGE_INPUTS)
+	$(MAKE) package PYTHON_RUNTIME=python3.10
 
 # iact3 (PyPI alibabacloud-ros-iact3, its whole closure pinned with hashes in deploy/iact3-requirements.txt, in its
 # own virtual environment: it pins old SDKs) runs .iact3.yml against the local cloud; deploy/iact3_launcher.py only
@@ -52,12 +60,14 @@ compare: $(VENV)/.dev-installed
 serve: $(VENV)/.runtime-installed
 	$(BIN)/python -m emulator serve
 
-# What `s build` produces: the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH),
+# What `s build` produces, and the zip deploy/provider.yml installs (build/ros-copy-image-<runtime>-<hash>.zip, named
+# in build/package-<runtime>.json; upload it to OSS and create the stack, see the README): the code root with its dependencies in python/ (FC adds /code/python via PYTHONPATH),
 # installed from the hashed pins for the FC runtime PYTHON_RUNTIME (python3.10, the default, or python3.12) on x86_64
 # Linux whatever this machine is. The packages with compiled parts are taken only as wheels: built from source here,
 # they would be built for this machine's Python, not FC's. FC cannot write to /code, so the bytecode is compiled here
 # for the runtime's Python (as s build does); else every cold start compiles it. Unchecked-hash bytecode: unpacking
-# the zip may change the sources' times, which would void timestamp checks. The import check runs with the runtime's
+# the zip may change the sources' times, which would void timestamp checks. The bytecode names its sources as FC
+# sees them (/code/...), so the zip's hash does not depend on where it was built. The import check runs with the runtime's
 # Python when this machine has it, isolated (-I -S: no site-packages, no PYTHONPATH), with only the package on the
 # path, and fails if any module it loads comes from anywhere but the package or the standard library: the package
 # never leans on an SDK of the runtime's own (FC's python3.12 ships some) instead of its pins.
@@ -77,16 +87,18 @@ package:
 	@case "$(PYTHON_RUNTIME)" in python3.10|python3.12) ;; *) echo "PYTHON_RUNTIME must be python3.10 or python3.12"; exit 2;; esac
 	rm -rf build/code && mkdir -p build/code
 	cp -r function/index.py function/copyimage build/code/
+	rm -rf build/code/copyimage/__pycache__  # the working tree's own bytecode (this machine's Python) stays out
 	$(PYTHON) -m pip install -q --no-compile --require-hashes --no-deps \
 		--only-binary=cffi,cryptography,aiohttp,charset-normalizer,frozenlist,multidict,propcache,yarl --platform manylinux_2_28_x86_64 \
 		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 		--python-version $(RUNTIME_VERSION) --implementation cp --abi $(RUNTIME_ABI) --abi abi3 --abi none \
 		-t build/code/python -r $(PINS)
 	if [ -n "$(RUNTIME_PY)" ]; then \
-		$(RUNTIME_PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash build/code > /dev/null && cd build/code && \
+		$(RUNTIME_PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash -s build/code -p /code build/code > /dev/null && cd build/code && \
 		$(RUNTIME_PY) -I -S -c "$(IMPORT_CHECK)"; \
 	else echo "no Python $(RUNTIME_VERSION) here: the package holds FC's $(PYTHON_RUNTIME) wheels, so its bytecode and import check are skipped"; fi
 	du -sh build/code
+	$(PYTHON) -m deploy.package zip --code build/code --runtime $(PYTHON_RUNTIME)
 
 # Regenerate the pins from function/requirements.in for both runtimes (the registry must be reachable).
 pins: $(VENV)/.dev-installed

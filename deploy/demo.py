@@ -1,9 +1,11 @@
-"""The one-command demo (``make demo``, ``python -m deploy.demo``): a whole stack lifecycle from template.yml on
-the local cloud, through the ROS API.
+"""The one-command demo (``make demo``, ``python -m deploy.demo``): the provider installed from deploy/provider.yml
+and the code package ``make package`` built, then a whole stack lifecycle from template.yml on the local cloud,
+through the ROS API, then the provider uninstalled.
 
 It runs deploy/smoke.py's lifecycle (CreateStack, GetStack with the copy's progress, a tag changed in place with
 UpdateStack, DeleteStack, then checks in ECS that nothing is left) with the real ROS, ECS and FC SDKs against the
 local stand-ins, exactly as a client would against Alibaba Cloud, and then shows what the function did and cost.
+The function runs from its package, in FC's python3.10 (an interpreter of its own), not from the working tree.
 Time is virtual: an hour-long copy takes as long as the work around it.
 """
 
@@ -15,7 +17,7 @@ import sys
 import time
 from collections import Counter
 
-from deploy import smoke
+from deploy import package, smoke
 from emulator.cloud import LocalCloud
 
 
@@ -23,13 +25,15 @@ def run(copy_minutes: float, verbose: bool = False) -> int:
     if not verbose:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     started = time.monotonic()
-    with LocalCloud(copy_seconds=copy_minutes * 60) as cloud:
+    code = package.ensure()
+    with LocalCloud(copy_seconds=copy_minutes * 60, function_deployed=False) as cloud:
         print(f"Local cloud on 127.0.0.1 (virtual time): ECS {cloud.ecs.url}, FC {cloud.fc.url}, ROS {cloud.ros.url}")
         print(
             f"A {copy_minutes:g}-minute copy from {cloud.region}, driven through the ROS API as a user's client would"
         )
+        print(f"The provider from deploy/provider.yml and {code.zip_path.name} ({code.size / 2**20:.1f} MiB)")
         try:
-            report = smoke.run(smoke.local_target(cloud))
+            report = smoke.run(smoke.local_target(cloud, code))
         except smoke.SmokeFailed as failure:
             print(f"\nFAILED: {failure}")
             return 1
@@ -49,6 +53,10 @@ def run(copy_minutes: float, verbose: bool = False) -> int:
             "bench/compare.py prices it on FC"
         )
         print(f"  ROS checks:      {len(cloud.ros.answers)} answers, {len(cloud.ros.violations)} protocol violations")
+        ran = sorted({i.code_checksum[:12] for i in invocations})
+        print(f"  code that ran:   package {', '.join(ran)} (FC {cloud.fc.spec.runtime}, isolated)")
+        if verbose:
+            print("\nThe function's log", *cloud.fc.function_log, sep="\n  ")
         if cloud.ros.violations:
             print("\nFAILED:", *cloud.ros.violations, sep="\n  ")
             return 1

@@ -64,6 +64,7 @@ class Target:
     now: Callable[[], float]
     poll_seconds: float
     timeout_minutes: int  # CreateStack's TimeoutInMinutes
+    package: Any = None  # a deploy.package.Package: installed first with deploy/provider.yml, uninstalled last
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Report:
     run_id: str
     steps: list[dict[str, Any]] = field(default_factory=list)
     image_id: str | None = None
+    package: str | None = None  # the SHA-256 of the code package the provider ran, when the smoke installed it
 
     def add(self, name: str, seconds: float, detail: str) -> None:
         self.steps.append({"step": name, "seconds": round(seconds, 1), "detail": detail})
@@ -81,9 +83,32 @@ class Report:
 
 
 def run(target: Target, out: TextIO = sys.stdout) -> Report:
-    """The whole lifecycle; raises SmokeFailed (after deleting the stack it made) when a check fails."""
-    report = Report(run_id=uuid.uuid4().hex[:10])
-    print(f"Smoke test on {target.label}: run {report.run_id}", file=out)
+    """The whole lifecycle (installing the provider first when the target has a package, and uninstalling it
+    last); raises SmokeFailed (after deleting the stacks it made) when a check fails."""
+    from deploy import provider
+
+    report = Report(run_id=uuid.uuid4().hex[:10], package=target.package.sha256 if target.package else None)
+    package = f", package {target.package.short_hash}" if target.package else ""
+    print(f"Smoke test on {target.label}: run {report.run_id}{package}", file=out)
+    if target.package is None:
+        _lifecycle(target, report, out)
+        return report
+    try:
+        with _step(target, report, "install") as note:
+            installed = provider.install(target, target.package, out)
+            note(f"deploy/provider.yml: {installed.function_name} from package {target.package.short_hash}")
+        try:
+            _lifecycle(target, report, out)
+        finally:
+            with _step(target, report, "uninstall") as note:
+                provider.uninstall(target, installed, out)
+                note("the provider stack (role and function) deleted")
+    except provider.InstallFailed as failure:
+        raise SmokeFailed(str(failure)) from None
+    return report
+
+
+def _lifecycle(target: Target, report: Report, out: TextIO) -> None:
     with _step(target, report, "preflight") as note:
         note(_preflight(target))
     run = _Run(target, report, out)
@@ -101,7 +126,6 @@ def run(target: Target, out: TextIO = sys.stdout) -> Report:
     except BaseException:
         run.clean_up()
         raise
-    return report
 
 
 @dataclass
@@ -349,14 +373,19 @@ def real_target(env: Mapping[str, str]) -> Target:
     )
 
 
-def local_target(cloud: Any) -> Target:
-    """The smoke's clients for a running ``emulator.cloud.LocalCloud``, with a new access key and source image."""
+def local_target(cloud: Any, package: Any = None) -> Target:
+    """The smoke's clients for a running ``emulator.cloud.LocalCloud``, with a new access key and source image;
+    with a ``package`` (deploy.package.Package), the zip is put into the cloud's object store for the install."""
     from alibabacloud_ecs20140526.client import Client as EcsClient
     from alibabacloud_fc20230330.client import Client as FcClient
     from alibabacloud_tea_openapi.utils_models import Config
 
     key = cloud.credentials.add_access_key()
     source = cloud.seed_image("smoke-source")
+    if package is not None:
+        from deploy import provider
+
+        provider.upload(cloud, package)
 
     def config(region: str, endpoint: str) -> Config:
         return Config(
@@ -376,6 +405,7 @@ def local_target(cloud: Any) -> Target:
         now=cloud.clock.now,
         poll_seconds=30.0,
         timeout_minutes=60,
+        package=package,
     )
 
 
@@ -394,17 +424,20 @@ def main(argv: list[str] | None = None) -> int:
             report = run(real_target(os.environ))
         else:
             sys.path.insert(0, str(ROOT))
+            from deploy import package
             from emulator.cloud import LocalCloud
 
             os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-            with LocalCloud(copy_seconds=args.copy_minutes * 60) as cloud:
-                report = run(local_target(cloud))
+            code = package.ensure()  # `make package`'s zip, installed with deploy/provider.yml
+            with LocalCloud(copy_seconds=args.copy_minutes * 60, function_deployed=False) as cloud:
+                report = run(local_target(cloud, code))
     except SmokeFailed as failure:
         print(f"\nSMOKE FAILED: {failure}")
         return 1
     total = sum(step["seconds"] for step in report.steps)
     print(f"\nSmoke passed: {len(report.steps)} steps in {total:.0f} s ({time.monotonic() - started:.1f} s wall time)")
-    print(json.dumps({"run_id": report.run_id, "image_id": report.image_id, "steps": report.steps}))
+    summary = {"run_id": report.run_id, "image_id": report.image_id, "package": report.package, "steps": report.steps}
+    print(json.dumps(summary))
     return 0
 
 

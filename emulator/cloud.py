@@ -1,5 +1,10 @@
 """The whole local cloud in one object: ECS, FC, ROS and OOS stand-ins wired to the real function, on one virtual
-clock."""
+clock.
+
+Two ways to have the function: from the working tree, imported into this process (the default, for the suite's
+speed), or, with ``function_deployed=False``, none until a stack creates it: deploy/provider.yml's
+``ALIYUN::FC3::Function`` takes the code package from the object store (``oss``) and FC runs it isolated, in its
+runtime's own interpreter (deploy/smoke.py, ``make demo`` and ``make smoke`` install it that way)."""
 
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ from emulator.ecs import DEFAULT_REGIONS, EcsStandIn
 from emulator.fc import FcStandIn, FunctionSpec
 from emulator.http import LOOPBACK, listening_socket
 from emulator.oos import OosStandIn
+from emulator.oss import ObjectStore
 from emulator.ros import RosStandIn, load_template
+from emulator.ros.native import NativeResources
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
@@ -74,11 +81,11 @@ class LocalCloud:
         code_dir: Path = FUNCTION_DIR,
         handler: str = "index.handler",
         start: float = DEFAULT_START,
+        function_deployed: bool = True,
         regions: Iterable[str] = DEFAULT_REGIONS,
     ) -> None:
-        self.clock = VirtualClock(start, interleave_seed=interleave_seed)
-        self.seed = seed
-        self.credentials = CredentialStore()
+        self.clock, self.credentials = VirtualClock(start, interleave_seed=interleave_seed), CredentialStore()
+        self.seed, self.region, self._extra_environment = seed, region, dict(environment or {})
         self.ecs = EcsStandIn(self.clock, self.credentials, regions, copy_seconds=copy_seconds)
         fc_listener = listening_socket()  # the function's environment names FC's endpoint before FC starts
         self._fc_port: int = fc_listener.getsockname()[1]
@@ -89,7 +96,10 @@ class LocalCloud:
             credentials_in_context=credentials_in_context,
             credentials_in_environment=credentials_in_environment,
         )
-        self.fc = FcStandIn(self.clock, self.credentials, self.function, region=region, listener=fc_listener)
+        self.fc = FcStandIn(
+            self.clock, self.credentials, self.function, region, listener=fc_listener, deployed=function_deployed
+        )
+        self.oss = ObjectStore()  # code packages, for ALIYUN::FC3::Function
         self.ros = RosStandIn(
             self.clock,
             self.fc,
@@ -99,10 +109,9 @@ class LocalCloud:
             send_physical_id_after_timeout=send_physical_id_after_timeout,
             accept_late_answers=accept_late_answers,
             credentials=self.credentials,  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint, signs with these
+            native=NativeResources(self.fc, self.oss),  # ALIYUN::RAM::Role, ALIYUN::FC3::Function and its config
         )
         self.oos = OosStandIn(self.clock, self.credentials)  # holds the key that seals the function's continuations
-        self._extra_environment = dict(environment or {})
-        self.region = region
 
     def start(self) -> LocalCloud:
         random.seed(self.seed)  # the function's retry jitter: the same run every time
@@ -111,6 +120,7 @@ class LocalCloud:
         self.oos.start()
         self.oos.put(self.region, KEY_PARAMETER)
         self.function.environment.update(self.function_environment())
+        self.fc.network_environment = self.function_environment()
         self.fc.start()
         return self
 

@@ -103,3 +103,11 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("model-based test")
         for name in sorted(totals):
             terminalreporter.write_line(f"{name}: {totals[name]}")
+
+
+@pytest.fixture(scope="session")
+def code_package():
+    """The code package `make package` builds (built now if it is missing or older than the function)."""
+    from deploy import package
+
+    return package.ensure()

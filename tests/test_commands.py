@@ -29,7 +29,10 @@ def test_demo_runs_the_whole_lifecycle_and_prints_the_image_id():
     image_id = re.search(r"CREATE_COMPLETE, ImageId (m-\w+)", out).group(1)
     assert "UPDATE_COMPLETE, same ImageId, tag smoke-step=updated on the copy" in out
     assert re.search(r"ok  leftovers .* no image of run", out)
-    assert re.search(r"ROS API calls: +\d+ \(.*CreateStack 1", out)  # through the ROS API, as a client would
+    # Through the ROS API, as a client would: the provider's stack (deploy/provider.yml) and the user's.
+    assert re.search(r"ROS API calls: +\d+ \(.*CreateStack 2", out)
+    assert re.search(r"code that ran: +package [0-9a-f]{12} \(FC python3.10, isolated\)", out)
+    assert re.search(r"ok  uninstall .* the provider stack \(role and function\) deleted", out)
     assert "0 protocol violations" in out
     assert f"Demo complete: ImageId {image_id}" in out
     assert "copy at 100% (Available)" in out  # progress lines
@@ -41,9 +44,9 @@ def test_demo_exits_non_zero_when_a_step_fails(monkeypatch, capsys):
 
     original = smoke.local_target
 
-    def failing_copy(cloud):
+    def failing_copy(cloud, package=None):
         cloud.ecs.fail_copies(1, at_fraction=0.5)  # the copy ends CreateFailed: the stack rolls back
-        return original(cloud)
+        return original(cloud, package)
 
     monkeypatch.setattr(smoke, "local_target", failing_copy)
     assert demo.run(copy_minutes=1) == 1

@@ -391,9 +391,12 @@ def test_make_package_installs_the_hashed_pins_of_the_runtime_and_ships_their_by
     if check:  # this machine has the runtime's Python: bytecode for it, and the isolated import check
         assert re.search(rf"python{version}|/{version}\.[0-9]+/bin/python -I -S", check), check
         assert "imported from outside the package" in check
-        assert re.search(r"-m compileall .*--invalidation-mode unchecked-hash build/code", recipe)
+        bytecode = r"-m compileall .*--invalidation-mode unchecked-hash -s build/code -p /code build/code"
+        assert re.search(bytecode, recipe)
     else:
         assert f"no Python {version} here" in recipe
+    assert "rm -rf build/code/copyimage/__pycache__" in recipe  # no bytecode of the working tree's Python
+    assert f"-m deploy.package zip --code build/code --runtime {runtime}" in recipe  # the zip provider.yml takes
 
 
 def test_make_package_refuses_a_runtime_it_has_no_pins_for():

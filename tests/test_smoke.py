@@ -9,12 +9,17 @@ import pytest
 from deploy import smoke
 
 
-def test_the_whole_lifecycle_passes_and_is_reported(make_cloud):
-    cloud = make_cloud(copy_seconds=600)
-    target = smoke.local_target(cloud)
+def test_the_whole_lifecycle_passes_and_is_reported(make_cloud, code_package):
+    """As `make smoke` runs it: the provider installed from deploy/provider.yml and the package, then removed."""
+    cloud = make_cloud(copy_seconds=600, function_deployed=False)
+    target = smoke.local_target(cloud, code_package)
     report = smoke.run(target, out=io.StringIO())
-    assert [step["step"] for step in report.steps] == ["preflight", "create", "check", "update", "delete", "leftovers"]
-    assert report.steps[1]["seconds"] >= 600  # the copy's own time, on the virtual clock
+    steps = ["install", "preflight", "create", "check", "update", "delete", "leftovers", "uninstall"]
+    assert [step["step"] for step in report.steps] == steps
+    assert report.package == code_package.sha256 and code_package.short_hash in report.steps[0]["detail"]
+    assert {run.code_checksum for run in cloud.fc.invocations} == {code_package.sha256}
+    assert not cloud.fc.deployed  # uninstalled with the provider stack
+    assert report.steps[2]["seconds"] >= 600  # the copy's own time, on the virtual clock
     assert report.image_id is not None and cloud.ecs.image(report.image_id) is None  # deleted with the stack
     # It went through the ROS API, with the real SDK: every stack operation is a call there.
     actions = [call.action for call in cloud.ros.api.calls]

@@ -109,7 +109,8 @@ class FcApi:
         body = {
             "functionName": spec.name,
             "functionArn": self.fc.service_token,
-            "runtime": "python3.10",
+            "runtime": spec.runtime,
+            "codeChecksum": spec.code_checksum,
             "handler": spec.handler,
             "memorySize": spec.memory,
             "timeout": int(spec.timeout),
@@ -121,7 +122,7 @@ class FcApi:
         """The signature, the method, and that the function is this FC 3.0 function."""
         verify_acs3(request.signed(), self.credentials, self.nonces)
         _check_method(request, method)
-        if self.fc.spec.service is not None or function != self.fc.spec.name:
+        if not self.fc.deployed or self.fc.spec.service is not None or function != self.fc.spec.name:
             raise FcApiError(404, "FunctionNotFound", f"function '{function}' does not exist")
 
     # ------------------------------------------------------------------ FC 2.0

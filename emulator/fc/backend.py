@@ -35,6 +35,7 @@ from emulator.fc.model import (
     new_request_id,
 )
 from emulator.fc.process import FunctionProcess, build_context, check_environment, function_environment
+from emulator.fc.sandbox import PackageProcess
 
 
 class FcBackend:
@@ -45,6 +46,7 @@ class FcBackend:
         function: FunctionSpec,
         region: str = DEFAULT_REGION,
         account_id: str = DEFAULT_ACCOUNT_ID,
+        deployed: bool = True,
     ) -> None:
         if not 0 <= function.max_async_retries <= MAX_ASYNC_RETRIES:
             raise ValueError(f"max_async_retries must be within 0..{MAX_ASYNC_RETRIES}")
@@ -70,7 +72,12 @@ class FcBackend:
         self.tasks: dict[str, str] = {}
         self._queued: dict[str, int] = {}  # task id -> its deliveries still queued
         self._generation = 0  # counts resets
-        self._process = FunctionProcess(function)
+        self.function_log: list[str] = []  # what isolated functions wrote (request id first), FC's function log
+        # The variables that point a function at this local cloud instead of Alibaba Cloud's endpoints (its
+        # "network"): every function created through deploy() gets them after its own.
+        self.network_environment: dict[str, str] = {}
+        self._deployed = deployed  # False: no function until deploy() (ROS's ALIYUN::FC3::Function creates it)
+        self._process = self._new_process(function)
         self._stopped = False
 
     # ------------------------------------------------------------------ the function in this process
@@ -81,6 +88,47 @@ class FcBackend:
         if self.spec.service:
             return f"{prefix}:services/{self.spec.service}/functions/{self.spec.name}"
         return f"{prefix}:functions/{self.spec.name}"
+
+    @property
+    def deployed(self) -> bool:
+        return self._deployed
+
+    def _new_process(self, spec: FunctionSpec) -> FunctionProcess | PackageProcess:
+        return PackageProcess(spec, self._log) if spec.isolated else FunctionProcess(spec)
+
+    def _log(self, line: str) -> None:
+        with self._lock:
+            self.function_log.append(line)
+
+    def deploy(self, spec: FunctionSpec) -> None:
+        """CreateFunction, or UpdateFunction with new code or settings: runs from now on use ``spec``; a run in
+        progress ends on the code it started with (see :mod:`emulator.fc.sandbox`)."""
+        if not 0 <= spec.max_async_retries <= MAX_ASYNC_RETRIES:
+            raise ValueError(f"max_async_retries must be within 0..{MAX_ASYNC_RETRIES}")
+        check_environment(spec)
+        if not self._deployed or self.function_credentials is None:
+            self.spec, self._process, self._deployed = spec, self._new_process(spec), True
+            try:
+                self.load_function()
+            except BaseException:  # e.g. no interpreter of its runtime here: no function after all
+                self._deployed, self.function_credentials = False, None
+                raise
+            return
+        old_spec, old, process = self.spec, self._process, self._new_process(spec)
+        self.spec = spec  # the environment below is the new spec's
+        try:
+            process.load(self.function_environment(), self.clock)
+        except BaseException:  # the function stays as it was
+            self.spec = old_spec
+            raise
+        self._process = process
+        old.unload()
+
+    def remove_function(self) -> None:
+        """DeleteFunction: no run starts from now on; the role's key is revoked."""
+        self._deployed = False
+        self.unload_function()
+        self.function_credentials = None
 
     def function_environment(self) -> dict[str, str]:
         return function_environment(
@@ -239,7 +287,8 @@ class FcBackend:
         return self.clock.run_until(lambda: self.pending_async() == 0, timeout=timeout)
 
     def _run(self, event: Event, invocation_type: str) -> tuple[Invocation, InvocationFailed | None]:
-        handler = self._process.handler
+        process = self._process  # the code this run starts with, kept if the function is updated meanwhile
+        handler = process.handler
         request_id, payload = event.request_id, event.payload
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
@@ -249,6 +298,7 @@ class FcBackend:
             )
             run.delivery = event.delivery
             run.task_id = event.task_id
+            run.code_checksum = self.spec.code_checksum
             self.invocations.append(run)
         context = self._context(request_id)
         error: BaseException | None = None
@@ -263,7 +313,7 @@ class FcBackend:
                 raise InjectedFault("injected fault: the instance died after the handler returned")
         except (Exception, SystemExit) as exc:
             error = exc
-        run.cpu_seconds = time.thread_time() - cpu_started
+        run.cpu_seconds = time.thread_time() - cpu_started + process.take_cpu(request_id)
         finished = self.clock.now()
         run.billed_seconds = finished - started
         run.timed_out = run.billed_seconds > self.spec.timeout
@@ -271,9 +321,12 @@ class FcBackend:
             error = FunctionTimedOut(f"Function timed out after {self.spec.timeout:g} seconds")
         failure = None
         if error is not None:
-            run.error = repr(error)
-            stack = traceback.format_list(traceback.extract_tb(error.__traceback__)) if error.__traceback__ else []
-            failure = InvocationFailed(request_id, type(error).__name__, str(error), stack)
+            error_type = getattr(error, "error_type", type(error).__name__)  # an isolated run's, as it reported it
+            run.error = f"{error_type}({str(error)!r})" if hasattr(error, "error_type") else repr(error)
+            stack = getattr(error, "trace", None) or (
+                traceback.format_list(traceback.extract_tb(error.__traceback__)) if error.__traceback__ else []
+            )
+            failure = InvocationFailed(request_id, error_type, str(error), stack)
         run.finished_at = finished
         return run, failure
 

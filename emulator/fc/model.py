@@ -39,6 +39,14 @@ class FunctionSpec:
     credentials_in_environment: bool = False  # also set ALIBABA_CLOUD_* from them, as FC does for a role
     # Points the function's own clock at the virtual one; returns what undoes it (called on stop).
     install_clock: Callable[[VirtualClock], Callable[[], None]] | None = None
+    runtime: str = "python3.10"  # FC's runtime; with ``isolated``, the interpreter that runs the code
+    # True: the code runs in its own interpreter of ``runtime``, isolated from this one (emulator.fc.sandbox): a
+    # code package, with nothing on its path but its code root, what PYTHONPATH names in it, and the standard
+    # library. False: imported into this process (the working tree, with this environment's packages).
+    isolated: bool = False
+    clock_module: str = "copyimage.clock"  # isolated: the module of the code whose install() takes the clock
+    code_checksum: str = ""  # the code package's SHA-256 (GetFunction's codeChecksum; FC's own is a CRC-64)
+    role: str = ""  # the role's ARN
 
 
 @dataclass
@@ -60,6 +68,7 @@ class Invocation:
     finished_at: float | None = None  # virtual; None while the run is still going
     delivery: str = "first"  # first | duplicate (FC's at-least-once) | retry (after a failed run) | replay (late)
     task_id: str | None = None  # the asynchronous task it belongs to, when the invoker named one
+    code_checksum: str = ""  # the code that ran it (FunctionSpec.code_checksum at the time)
 
 
 @dataclass(frozen=True)

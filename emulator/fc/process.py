@@ -94,6 +94,10 @@ class FunctionProcess:
             self._restore()
             raise
 
+    def take_cpu(self, request_id: str) -> float:
+        """A run's CPU time spent elsewhere than its own thread: none, in this process."""
+        return 0.0
+
     def unload(self) -> None:
         self.handler = None
         if self._uninstall_clock is not None:

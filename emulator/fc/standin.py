@@ -33,13 +33,15 @@ class FcStandIn(FcBackend, StandIn):
         account_id: str = DEFAULT_ACCOUNT_ID,
         port: int = 0,
         listener: socket.socket | None = None,
+        deployed: bool = True,
     ) -> None:
         StandIn.__init__(self, clock, port, listener)
-        FcBackend.__init__(self, clock, credentials, function, region, account_id)
+        FcBackend.__init__(self, clock, credentials, function, region, account_id, deployed)
         self.api = FcApi(self, credentials)
 
     def start(self) -> FcStandIn:
-        self.load_function()
+        if self.deployed:
+            self.load_function()
         try:
             StandIn.start(self)
         except BaseException:

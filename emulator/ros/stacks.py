@@ -25,7 +25,9 @@ from emulator.ros.models import (
     Template,
     TemplateError,
 )
-from emulator.ros.templates import check_template, custom_resources, levels_of, outputs_of, parameter_values, resolve
+from emulator.ros.native import NativeResources, ResourceFailed
+from emulator.ros.resource_types import RESOURCE_TYPES
+from emulator.ros.templates import check_template, levels_of, outputs_of, parameter_values, resolve, resources_of
 
 # The status a played stack and resource are in when a test sends each request type.
 PLAYED_STATUSES = {"Create": "CREATE_IN_PROGRESS", "Update": "UPDATE_IN_PROGRESS", "Delete": "DELETE_IN_PROGRESS"}
@@ -39,9 +41,10 @@ class StackEngine(ResponseUrls):
     resource_type_shown: str
     resource_status_shown: str
 
-    def __init__(self) -> None:
+    def __init__(self, native: NativeResources | None = None) -> None:
         super().__init__()
         self.stacks: dict[str, Stack] = {}
+        self.native = native  # the RAM and FC resources ROS creates itself (None: only custom resources run)
 
     def new_request(
         self, request_type: str, properties: Mapping[str, object] | None = None, *, play: bool = True, **fields: Any
@@ -149,7 +152,7 @@ class StackEngine(ResponseUrls):
         values = parameter_values(template, parameters, self.pseudo_parameters(stack))
         check_template(template, values)
         with self._lock:
-            for logical_id, spec in custom_resources(template):
+            for logical_id, spec in resources_of(template):
                 resource = ResourceState(logical_id, spec["Type"], {}, created_at=now, updated_at=now)
                 stack.resources[logical_id] = resource
             self.stacks[stack.id] = stack
@@ -256,6 +259,8 @@ class StackEngine(ResponseUrls):
         with self._lock:
             resource.properties, resource.created_at = properties, now
         self._resource_event(stack, resource, "CREATE_IN_PROGRESS")
+        if resource.type in RESOURCE_TYPES:
+            return self._native_operation(stack, resource, "CREATE", properties)
         answer = self._send(stack, resource, "Create", deadline=deadline)
         if answer is not None:
             resource.physical_id = answer.get("PhysicalResourceId")
@@ -301,6 +306,11 @@ class StackEngine(ResponseUrls):
         except TemplateError as error:
             self._resource_event(stack, resource, "UPDATE_FAILED", str(error))
             return f"{logical_id}: {error}"
+        if resource.type in RESOURCE_TYPES:
+            if properties == resource.properties:
+                return None
+            self._resource_event(stack, resource, "UPDATE_IN_PROGRESS")
+            return self._native_operation(stack, resource, "UPDATE", properties)
         if properties.get("ServiceToken") != resource.properties.get("ServiceToken"):
             return f"{logical_id}: ServiceToken cannot be updated"
         if properties.get("Parameters") == resource.properties.get("Parameters"):
@@ -335,12 +345,35 @@ class StackEngine(ResponseUrls):
         if resource.status in ("DELETE_COMPLETE", "INIT_COMPLETE"):
             return None  # never created (a sibling failed first): ROS sends nothing
         self._resource_event(stack, resource, "DELETE_IN_PROGRESS")
+        if resource.type in RESOURCE_TYPES:
+            return self._native_operation(stack, resource, "DELETE", resource.properties)
         answer = self._send(stack, resource, "Delete")
         if answer is None or answer.get("Status") != "SUCCESS":
             reason = (answer or {}).get("Reason") or "timed out waiting for the provider"
             self._resource_event(stack, resource, "DELETE_FAILED", reason)
             return f"{logical_id}: {reason}"
         self._resource_event(stack, resource, "DELETE_COMPLETE")
+        return None
+
+    def _native_operation(
+        self, stack: Stack, resource: ResourceState, operation: str, properties: dict[str, Any]
+    ) -> str | None:
+        """CREATE, UPDATE or DELETE a resource ROS creates itself (emulator.ros.native); the failure, or None."""
+        try:
+            if self.native is None:
+                raise ResourceFailed(f"{resource.type} is not emulated by this ROS (no FC stand-in wired to it)")
+            if operation == "CREATE":
+                resource.physical_id, resource.data = self.native.create(resource.type, properties)
+            elif operation == "UPDATE":
+                resource.data = self.native.update(resource.type, resource.properties, properties)
+                with self._lock:
+                    resource.properties = properties
+            else:
+                self.native.delete(resource.type, resource.physical_id or "")
+        except ResourceFailed as error:
+            self._resource_event(stack, resource, f"{operation}_FAILED", str(error))
+            return f"{resource.logical_id}: {error}"
+        self._resource_event(stack, resource, f"{operation}_COMPLETE")
         return None
 
     def _in_parallel(self, work: list[tuple[str, Any]]) -> list[str]:
@@ -407,7 +440,7 @@ class StackEngine(ResponseUrls):
         with self._lock:
             pending = self._pending[request["RequestId"]]
         service_token = resource.properties.get("ServiceToken")
-        if service_token != self.fc.service_token:
+        if service_token != self.fc.service_token or not getattr(self.fc, "deployed", True):
             self._close(pending)
             return {"Status": "FAILED", "Reason": f"ServiceToken {service_token!r} names no function"}
         timeout = float(resource.properties.get("Timeout") or DEFAULT_RESOURCE_TIMEOUT)

@@ -32,6 +32,7 @@ from emulator.http import Reply, Request, StandIn, json_reply
 from emulator.ros.answers import FunctionService
 from emulator.ros.api import RosApi
 from emulator.ros.models import RESOURCE_STATUSES_SHOWN, RESOURCE_TYPES_SHOWN
+from emulator.ros.native import NativeResources
 from emulator.ros.stacks import StackEngine
 
 
@@ -49,9 +50,10 @@ class RosStandIn(StackEngine, StandIn):
         credentials: CredentialStore | None = None,
         resource_type_shown: str = "declared",
         resource_status_shown: str = "in_progress",
+        native: NativeResources | None = None,
     ) -> None:
         StandIn.__init__(self, clock, port)
-        StackEngine.__init__(self)
+        StackEngine.__init__(self, native)
         self.fc = fc
         self.region = region
         self.invocation_type = invocation_type

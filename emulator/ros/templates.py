@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from emulator.ros.models import CUSTOM_TYPES, ParameterError, Stack, Template, TemplateError
+from emulator.ros.resource_types import RESOURCE_TYPES, attribute_of, check_declared
 
 SUPPORTED_FUNCTIONS = ("Ref", "Fn::Sub", "Fn::Join", "Fn::Split", "Fn::GetAtt")
 
@@ -43,11 +44,12 @@ def check_template(template: Template, values: Mapping[str, Any]) -> None:
     resources = template.get("Resources")
     if not isinstance(resources, dict) or not resources:
         raise TemplateError("Resources is not a non-empty mapping")
-    custom_resources(template)
+    kinds = {logical_id: spec["Type"] for logical_id, spec in resources_of(template)}
     levels_of(resources)
     names = set(resources)
     for logical_id, spec in resources.items():
         check_fragment(spec.get("Properties") or {}, values, names, f"Resources.{logical_id}")
+    _check_attributes(template, kinds)
     outputs = template.get("Outputs") or {}
     if not isinstance(outputs, dict):
         raise TemplateError("Outputs is not a mapping")
@@ -57,16 +59,36 @@ def check_template(template: Template, values: Mapping[str, Any]) -> None:
         check_fragment(spec["Value"], values, names, f"Outputs.{name}")
 
 
-def custom_resources(template: Template) -> list[tuple[str, dict[str, Any]]]:
+def resources_of(template: Template) -> list[tuple[str, dict[str, Any]]]:
+    """The resources, each of a type this stand-in runs: custom resources, and the types of
+    :mod:`emulator.ros.resource_types` with only the properties their references list."""
     found = []
     for logical_id, spec in (template.get("Resources") or {}).items():
         if not isinstance(spec, dict) or not isinstance(spec.get("Properties") or {}, dict):
             raise TemplateError(f"{logical_id}: a resource is a mapping with Type and Properties")
         kind = str(spec.get("Type", ""))
-        if not (kind.startswith("Custom::") or kind in CUSTOM_TYPES):
-            raise TemplateError(f"{logical_id}: {kind} is not emulated (only custom resources are)")
+        if kind in RESOURCE_TYPES:
+            check_declared(kind, spec.get("Properties") or {}, f"Resources.{logical_id}")
+        elif not (kind.startswith("Custom::") or kind in CUSTOM_TYPES):
+            emulated = ", ".join(RESOURCE_TYPES)
+            raise TemplateError(f"{logical_id}: {kind} is not emulated (only custom resources and {emulated} are)")
         found.append((logical_id, spec))
     return found
+
+
+def _check_attributes(node: Any, kinds: Mapping[str, str]) -> None:
+    """Every ``Fn::GetAtt`` on a resource of a listed type reads an attribute its reference lists."""
+    if isinstance(node, list):
+        for item in node:
+            _check_attributes(item, kinds)
+    elif isinstance(node, dict):
+        target = node.get("Fn::GetAtt")
+        if len(node) == 1 and isinstance(target, list) and len(target) == 2 and target[0] in kinds:
+            kind, attribute = kinds[target[0]], str(target[1])
+            if not attribute_of(kind, attribute):
+                raise TemplateError(f"Fn::GetAtt {target}: {kind} has no attribute {attribute}")
+        for value in node.values():
+            _check_attributes(value, kinds)
 
 
 def parameter_values(template: Template, given: Mapping[str, object], pseudo: Mapping[str, str]) -> dict[str, Any]:
