@@ -99,7 +99,7 @@ class LocalCloud:
         self.fc = FcStandIn(
             self.clock, self.credentials, self.function, region, listener=fc_listener, deployed=function_deployed
         )
-        self.oss = ObjectStore()  # code packages, for ALIYUN::FC3::Function
+        self.oss, self.oos = ObjectStore(), OosStandIn(self.clock, self.credentials)  # code packages; the seal key
         self.ros = RosStandIn(
             self.clock,
             self.fc,
@@ -111,7 +111,6 @@ class LocalCloud:
             credentials=self.credentials,  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint, signs with these
             native=NativeResources(self.fc, self.oss),  # ALIYUN::RAM::Role, ALIYUN::FC3::Function and its config
         )
-        self.oos = OosStandIn(self.clock, self.credentials)  # holds the key that seals the function's continuations
 
     def start(self) -> LocalCloud:
         random.seed(self.seed)  # the function's retry jitter: the same run every time
