@@ -141,9 +141,22 @@ def test_the_provider_stack_creates_the_role_and_function_and_removes_them(make_
     assert not cloud.fc.deployed and cloud.ros.native.roles == {}
 
 
-def test_the_function_runs_the_package_not_the_working_tree(make_cloud, code_package):
+def _has_runtime_python(runtime: str = "python3.10") -> bool:
+    from emulator.fc import sandbox
+
+    try:
+        return bool(sandbox.runtime_python(runtime))
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.skipif(
+    not _has_runtime_python(), reason="no Python 3.10 on this machine: the package's python/ cannot run here"
+)
+def test_the_function_runs_the_package_not_the_working_tree(make_cloud, code_package, monkeypatch):
     """A package without one of its dependencies (the ECS SDK, which the working tree's environment has) fails:
     the function cannot import, its log says why, and the stack fails rather than run the working tree's code."""
+    monkeypatch.setenv("COPYIMAGE_LOCAL_RUNTIME", "strict")
     broken = packages.variant(code_package, "without-ecs-sdk", leave_out="python/alibabacloud_ecs20140526/")
     cloud, target, _ = _installed(make_cloud, broken)
     stack = _user_stack(cloud, target, timeout_seconds=600, disable_rollback=True)
@@ -217,8 +230,31 @@ def test_without_an_interpreter_of_the_runtime_the_install_fails_and_rolls_back(
         raise RuntimeError(f"no Python {runtime.removeprefix('python')} on this machine to run the function")
 
     monkeypatch.setattr(sandbox, "runtime_python", missing)
+    monkeypatch.setenv("COPYIMAGE_LOCAL_RUNTIME", "strict")
     cloud = make_cloud(function_deployed=False)
     target = smoke.local_target(cloud, code_package)
     with pytest.raises(provider.InstallFailed, match=r"CREATE_ROLLBACK_COMPLETE.*no Python 3\.10 on this machine"):
         provider.install(target, code_package, io.StringIO())
     assert not cloud.fc.deployed and cloud.ros.native.roles == {}
+
+
+def test_without_an_interpreter_of_the_runtime_the_package_runs_on_this_one_and_says_so(
+    make_cloud, code_package, monkeypatch
+):
+    """The fallback of a machine with only its own Python: the package's code, this environment's packages."""
+    from emulator.fc import sandbox
+
+    def missing(runtime):
+        raise RuntimeError(f"no Python {runtime.removeprefix('python')} on this machine")
+
+    monkeypatch.setattr(sandbox, "runtime_python", missing)
+    monkeypatch.delenv("COPYIMAGE_LOCAL_RUNTIME", raising=False)
+    cloud, target, installed = _installed(make_cloud, code_package)
+    stack = _user_stack(cloud, target)
+    cloud.clock.run_task(stack.operation)
+    assert stack.status == "CREATE_COMPLETE", stack.reason
+    assert "no Python 3.10 on this machine: running the package's code on this machine's Python" in "\n".join(
+        cloud.fc.function_log
+    )
+    assert {run.code_checksum for run in cloud.fc.invocations} == {code_package.sha256}
+    provider.uninstall(target, installed, io.StringIO())

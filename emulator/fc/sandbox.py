@@ -9,6 +9,12 @@ and gives it back. The worker's clock calls are answered here, by the actor of t
 take virtual time as the in-process function's do. :meth:`PackageProcess.unload` (the function deleted, or its code
 replaced) ends the idle workers at once and the busy ones when their run ends: a run in progress finishes on the
 code it started with.
+
+Where this machine has no interpreter of the runtime (a fresh machine with only its own Python), the function runs
+on this machine's interpreter instead, with the package's code but this environment's site-packages in place of the
+package's ``python/`` folder (whose compiled parts are built for the runtime's Python), and says so in its log: the
+lifecycle still runs, but the package's dependencies are not the ones tested. ``COPYIMAGE_LOCAL_RUNTIME=strict``
+refuses instead (the function cannot start, as on a machine that must prove the package).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -53,6 +61,13 @@ def runtime_python(runtime: str) -> str:
     if on_path is None:
         raise RuntimeError(f"no Python {version} on this machine to run the function's {runtime} code package")
     return on_path
+
+
+def fallback_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """The function's environment for this machine's interpreter: this environment's site-packages on its path
+    instead of what its PYTHONPATH names in the package (``/code/python``); the code root stays first."""
+    site = os.pathsep.join(dict.fromkeys(sysconfig.get_paths()[name] for name in ("purelib", "platlib")))
+    return {**environment, "PYTHONPATH": site}
 
 
 def context_json(context: Context) -> dict[str, Any]:
@@ -176,8 +191,19 @@ class PackageProcess:
         self._cpu: dict[str, float] = {}  # request id -> CPU seconds its run took in its worker
 
     def load(self, environment: Mapping[str, str], clock: VirtualClock) -> None:
-        self._python = runtime_python(self.spec.runtime)
         self._environment, self._clock = dict(environment), clock
+        try:
+            self._python = runtime_python(self.spec.runtime)
+        except RuntimeError as missing:
+            if os.environ.get("COPYIMAGE_LOCAL_RUNTIME") == "strict":
+                raise
+            self._python, self._environment = sys.executable, fallback_environment(environment)
+            notice = (
+                f"{missing}: running the package's code on this machine's Python {sys.version.split()[0]} with "
+                "this environment's packages instead of the package's python/ folder"
+            )
+            self._log(notice)
+            print(f"note: {notice}", file=sys.stderr)
         self.handler = self._invoke
 
     def unload(self) -> None:
