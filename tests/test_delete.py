@@ -139,6 +139,20 @@ def test_failed_create_marker_with_nothing_left_deletes_nothing(cloud, source):
     assert not cloud.ecs.calls_to("DeleteImage") and not cloud.ecs.calls_to("CancelCopyImage")
 
 
+def test_failed_create_marker_delete_lets_go_when_ecs_refuses_to_remove_a_leftover(cloud, source):
+    # A leftover of this resource that ECS will not delete (used by an instance, no ForceDelete): the marker says
+    # nothing was created, so the Delete still lets ROS go; the leftover keeps its tags.
+    leftover = create(cloud, source)
+    cloud.ecs.image(leftover).in_use = True
+    stack_id = cloud.ecs.image(leftover).tags[STACK_TAG]
+    _, answer = request_and_answer(
+        cloud, "Delete", properties(source), physical_id=FAILED_CREATE_PREFIX + "abc", stack_id=stack_id
+    )
+    assert answer["Status"] == "SUCCESS", answer
+    assert [c.error_code for c in cloud.ecs.calls_to("DeleteImage")] == ["ImageUsingByInstance"]
+    assert cloud.ecs.image(leftover).status == "Available"
+
+
 @pytest.mark.parametrize(
     "shape", [None, "ImageId=m-1", ["m-1"], 42, {}, {"ImageId": 42}, {"DestinationRegionId": "cn-shanghai"}]
 )

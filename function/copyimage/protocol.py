@@ -63,6 +63,11 @@ class DeleteRequest(_Request):
     def answer_id(self) -> str:
         return self.physical_resource_id or self.failed_create_id
 
+    @property
+    def failed_create(self) -> bool:
+        """The physical id is the marker of a Create this provider answered FAILED: nothing of it exists."""
+        return (self.physical_resource_id or "").startswith(FAILED_CREATE_PREFIX)
+
 
 RosRequest = CreateRequest | UpdateRequest | DeleteRequest
 

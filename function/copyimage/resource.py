@@ -350,6 +350,11 @@ class CopyImageResource:
                     "nothing to delete: ECS serves no such region", extra={"region": options.destination_region_id}
                 )
                 return Seen("ready", physical_id=request.answer_id)
+            if request.failed_create and not error.transient:
+                # Nothing was ever created: the sweep for what the failed Create could not remove is a courtesy,
+                # and ROS must be able to let the resource go. What stays keeps this resource's tags.
+                logger.warning("leftovers of the failed Create not removed", extra={"error": str(error)})
+                return Seen("ready", physical_id=request.answer_id)
             raise
 
     def nothing_to_delete(self, request: DeleteRequest) -> str | None:
