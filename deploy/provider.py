@@ -80,18 +80,25 @@ def uninstall(target: Any, installed: Installed, out: TextIO) -> None:
     _wait(target, installed.stack_id, "DELETE", out)
 
 
-def _wait(target: Any, stack_id: str, action: str, out: TextIO) -> Any:
-    """Poll GetStack until the operation ends; the stack, which must have reached ``<action>_COMPLETE``."""
+def get_stack(target: Any, stack_id: str, gone_ok: bool) -> Any:
+    """GetStack's body; None when the stack is gone and ``gone_ok`` (a Delete that finished)."""
     from alibabacloud_ros20190910 import models as ros
     from alibabacloud_tea_openapi.exceptions import ClientException
 
+    try:
+        return target.ros.get_stack(ros.GetStackRequest(region_id=target.region, stack_id=stack_id)).body
+    except ClientException as error:
+        if gone_ok and error.code == "StackNotFound":
+            return None
+        raise
+
+
+def _wait(target: Any, stack_id: str, action: str, out: TextIO) -> Any:
+    """Poll GetStack until the operation ends; the stack, which must have reached ``<action>_COMPLETE``."""
     while True:
-        try:
-            stack = target.ros.get_stack(ros.GetStackRequest(region_id=target.region, stack_id=stack_id)).body
-        except ClientException as error:
-            if action == "DELETE" and error.code == "StackNotFound":
-                return None
-            raise
+        stack = get_stack(target, stack_id, gone_ok=action == "DELETE")
+        if stack is None:
+            return None
         if not stack.status.endswith("_IN_PROGRESS"):
             break
         target.sleep(5.0)

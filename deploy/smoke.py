@@ -276,17 +276,13 @@ def _preflight(target: Target) -> str:
 def _wait(target: Target, stack_id: str, action: str, run_id: str, out: TextIO) -> Any:
     """Poll GetStack until the operation ends, printing the stack's status and the copy's progress as they
     change; the last GetStack body, or None once the stack is gone."""
-    from alibabacloud_ros20190910 import models as ros
-    from alibabacloud_tea_openapi.exceptions import ClientException
+    from deploy.provider import get_stack
 
     began, shown = target.now(), ""
     while True:
-        try:
-            stack = target.ros.get_stack(ros.GetStackRequest(region_id=target.region, stack_id=stack_id)).body
-        except ClientException as error:
-            if action == "DELETE" and error.code == "StackNotFound":
-                return None
-            raise
+        stack = get_stack(target, stack_id, gone_ok=action == "DELETE")
+        if stack is None:
+            return None
         copies = _tagged(target, target.destination, run_id) if action == "CREATE" else []
         percent = str(copies[0].get("Progress") or "0%").rstrip("%") if copies else ""
         tenth = f"{int(percent) // 10 * 10}%" if percent.isdigit() and percent != "100" else f"{percent}%"

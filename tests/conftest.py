@@ -83,6 +83,24 @@ def seal(cloud: LocalCloud, body: dict, version: int = 1) -> dict:
     return {"Continuation": body, "Mac": hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()}
 
 
+def settle_stack(cloud: LocalCloud, client, stack_id: str, step: float = 30.0, polls: int = 2000):
+    """Poll GetStack through ``client`` (the ROS SDK), letting ``step`` virtual seconds pass between polls, until
+    the stack's operation ends: its last body, or None once the stack is gone."""
+    from alibabacloud_ros20190910 import models as ros_models
+    from alibabacloud_tea_openapi.exceptions import ClientException
+
+    for _ in range(polls):
+        try:
+            body = client.get_stack(ros_models.GetStackRequest(region_id=cloud.region, stack_id=stack_id)).body
+        except ClientException as error:
+            assert error.code == "StackNotFound"
+            return None
+        if not body.status.endswith("_IN_PROGRESS"):
+            return body
+        cloud.clock.sleep(step)
+    raise AssertionError(f"stack {stack_id} still {body.status} after {polls} polls")
+
+
 def actions(cloud: LocalCloud) -> list[str]:
     return [call.action for call in cloud.ecs.calls]
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 from alibabacloud_ros20190910 import models as ros_models
-from alibabacloud_tea_openapi.exceptions import ClientException
-from conftest import properties, request_and_answer, send
+from conftest import properties, request_and_answer, send, settle_stack
 from copyimage.images import ImageView
 from copyimage.properties import COPIED_FROM_TAG, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG, STACK_TAG, WAITER_TAG
 from copyimage.relays import RETAINED, candidates, continent, inherits_alike
@@ -47,20 +46,6 @@ def fan_out_body(cloud: LocalCloud, destinations: tuple[str, ...]) -> str:
     return json.dumps(template)
 
 
-def poll(cloud: LocalCloud, client: Any, stack_id: str, step: float = 60.0) -> Any:
-    """GetStack until the operation ends, moving the virtual clock between polls; None once the stack is gone."""
-    for _ in range(2000):
-        try:
-            body = client.get_stack(ros_models.GetStackRequest(region_id=HZ, stack_id=stack_id)).body
-        except ClientException as error:
-            assert error.code == "StackNotFound"
-            return None
-        if not body.status.endswith("_IN_PROGRESS"):
-            return body
-        cloud.clock.sleep(step)
-    raise AssertionError(f"stack {stack_id} still in progress")
-
-
 def test_seven_destinations_through_the_ros_api_relay_and_leave_nothing(make_cloud):
     copy_seconds = 600.0
     cloud = make_cloud(copy_seconds=copy_seconds)
@@ -76,7 +61,7 @@ def test_seven_destinations_through_the_ros_api_relay_and_leave_nothing(make_clo
         timeout_in_minutes=600,
     )
     stack_id = client.create_stack(request).body.stack_id
-    body = poll(cloud, client, stack_id)
+    body = settle_stack(cloud, client, stack_id, step=60.0)
     assert body.status == "CREATE_COMPLETE", body.status_reason
     elapsed = cloud.clock.now() - started
     assert elapsed < (math.ceil(math.log2(len(SEVEN) + 1)) + 1) * copy_seconds  # strictly: about seven copy times
@@ -96,7 +81,7 @@ def test_seven_destinations_through_the_ros_api_relay_and_leave_nothing(make_clo
     assert relayed >= 3  # once the first copy was done, copies doubled from copies
 
     client.delete_stack(ros_models.DeleteStackRequest(region_id=HZ, stack_id=stack_id))
-    assert poll(cloud, client, stack_id, step=30.0) is None
+    assert settle_stack(cloud, client, stack_id) is None
     cloud.fc.wait_idle()
     left = [i.image_id for r in cloud.ecs.regions for i in cloud.ecs.images(r) if i.tags.get(STACK_TAG) == stack_id]
     assert left == []

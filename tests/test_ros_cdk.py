@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 from alibabacloud_ros20190910 import models as ros_models
-from alibabacloud_tea_openapi.exceptions import ClientException
-from conftest import DESTINATION, ROOT, copies_in
+from conftest import DESTINATION, ROOT, copies_in, settle_stack
 
 APP = ROOT / "examples" / "ros-cdk"
 STACK = "CopyImageExample"
@@ -49,20 +48,6 @@ def synthesize(out: Path, tags: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory) -> dict[str, dict[str, Any]]:
     return {tags: synthesize(tmp_path_factory.mktemp("cdk.out"), tags) for tags in ("team=imaging", "team=web")}
-
-
-def settle(cloud: Any, client: Any, stack_id: str) -> Any:
-    """GetStack until the operation ends, 30 virtual seconds between polls; None once the stack is gone."""
-    for _ in range(200):
-        try:
-            body = client.get_stack(ros_models.GetStackRequest(region_id=HZ, stack_id=stack_id)).body
-        except ClientException as error:
-            assert error.code == "StackNotFound"
-            return None
-        if not body.status.endswith("_IN_PROGRESS"):
-            return body
-        cloud.clock.sleep(30.0)
-    raise AssertionError(f"stack {stack_id} still {body.status}")
 
 
 def create(client: Any, template: dict[str, Any], image_id: str) -> str:
@@ -98,7 +83,7 @@ def test_the_synthesized_stack_is_created_updated_and_deleted_through_the_ros_ap
     client = cloud.ros_client()
 
     stack_id = create(client, templates["team=imaging"], source.image_id)
-    body = settle(cloud, client, stack_id)
+    body = settle_stack(cloud, client, stack_id)
     assert body.status == "CREATE_COMPLETE", body.status_reason
     image_id = outputs(body)["ImageId"]
     assert outputs(body)["DestinationRegionId"] == DESTINATION
@@ -110,13 +95,13 @@ def test_the_synthesized_stack_is_created_updated_and_deleted_through_the_ros_ap
         region_id=HZ, stack_id=stack_id, template_body=json.dumps(templates["team=web"]), use_previous_parameters=True
     )
     client.update_stack(update)
-    body = settle(cloud, client, stack_id)
+    body = settle_stack(cloud, client, stack_id)
     assert body.status == "UPDATE_COMPLETE", body.status_reason
     assert outputs(body)["ImageId"] == image_id  # the tag changed in place: the same copy
     assert cloud.ecs.image(image_id).tags.get("team") == "web"
 
     client.delete_stack(ros_models.DeleteStackRequest(region_id=HZ, stack_id=stack_id))
-    assert settle(cloud, client, stack_id) is None
+    assert settle_stack(cloud, client, stack_id) is None
     assert cloud.ecs.image(image_id) is None and copies_in(cloud) == []
     assert cloud.ecs.image(source.image_id) is not None  # the source stays
     assert cloud.ros.violations == []
@@ -126,7 +111,7 @@ def test_a_failed_answer_from_the_provider_fails_the_stack(make_cloud, templates
     cloud = make_cloud(copy_seconds=600)
     client = cloud.ros_client()
     stack_id = create(client, templates["team=imaging"], "m-00000000000000000000")  # no such image
-    body = settle(cloud, client, stack_id)
+    body = settle_stack(cloud, client, stack_id)
     assert body.status == "CREATE_ROLLBACK_COMPLETE"
     assert "InvalidImageId.NotFound" in body.status_reason  # the provider's FAILED answer, as ROS reports it
     assert [r["RequestType"] for r in cloud.ros.requests] == ["Create", "Delete"]

@@ -24,7 +24,7 @@ from alibabacloud_ros20190910 import models as ros_models
 from alibabacloud_tea_openapi import utils_models as open_api_models
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils import Utils
-from conftest import DESTINATION
+from conftest import DESTINATION, settle_stack
 from darabonba.runtime import RuntimeOptions
 
 from emulator.cloud import TEMPLATE, LocalCloud
@@ -65,23 +65,12 @@ def create(client: Any, image_id: str, name: str = "copy-stack", **kwargs: Any) 
     return client.create_stack(request).body.stack_id
 
 
+def settle(cloud: LocalCloud, client: Any, stack_id: str, step: float = 30.0, polls: int = 100) -> Any:
+    return settle_stack(cloud, client, stack_id, step, polls)
+
+
 def get(client: Any, stack_id: str, **kwargs: Any) -> Any:
     return client.get_stack(ros_models.GetStackRequest(region_id=HZ, stack_id=stack_id, **kwargs)).body
-
-
-def settle(cloud: LocalCloud, client: Any, stack_id: str, step: float = 30.0, polls: int = 100) -> Any:
-    """Poll GetStack, letting ``step`` virtual seconds pass between polls, until the operation ends; the last body
-    (None once the stack is gone)."""
-    for _ in range(polls):
-        try:
-            body = get(client, stack_id)
-        except ClientException as error:
-            assert error.code == "StackNotFound"
-            return None
-        if not body.status.endswith("_IN_PROGRESS"):
-            return body
-        cloud.clock.sleep(step)
-    raise AssertionError(f"stack {stack_id} still {body.status} after {polls} polls")
 
 
 def events(client: Any, stack_id: str, **kwargs: Any) -> Any:
