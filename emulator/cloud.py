@@ -4,7 +4,8 @@ clock.
 Two ways to have the function: from the working tree, imported into this process (the default, for the suite's
 speed), or, with ``function_deployed=False``, none until a stack creates it: deploy/provider.yml's
 ``ALIYUN::FC3::Function`` takes the code package from the object store (``oss``) and FC runs it isolated, in its
-runtime's own interpreter (deploy/smoke.py, ``make demo`` and ``make smoke`` install it that way)."""
+runtime's own interpreter (deploy/smoke.py, ``make demo`` and ``make smoke`` install it that way). The continuation
+key (an OOS secret parameter) is made at start for the first; the second gets the one that stack makes."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ class LocalCloud:
             send_physical_id_after_timeout=send_physical_id_after_timeout,
             accept_late_answers=accept_late_answers,
             credentials=self.credentials,  # the ROS 2019-09-10 API, on POST / of self.ros.endpoint, signs with these
-            native=NativeResources(self.fc, self.oss),  # ALIYUN::RAM::Role, ALIYUN::FC3::Function and its config
+            native=NativeResources(self.fc, self.oss, self.oos),  # the role, the key, the function and its config
         )
 
     def start(self) -> LocalCloud:
@@ -117,7 +118,8 @@ class LocalCloud:
         self.ecs.start()
         self.ros.start()
         self.oos.start()
-        self.oos.put(self.region, KEY_PARAMETER)
+        if self.fc.deployed:  # else the stack that deploys it (deploy/provider.yml) makes the key
+            self.oos.put(self.region, KEY_PARAMETER)
         self.function.environment.update(self.function_environment())
         self.fc.network_environment = self.function_environment()
         self.fc.start()

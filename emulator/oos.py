@@ -67,6 +67,18 @@ class OosStandIn(StandIn):
             parameter.values.append((value, self.clock.now()))
         return value
 
+    def create(self, region: str, name: str, value: str, key_id: str | None = None) -> SecretParameter:
+        """A new parameter, version 1 (what ROS's ALIYUN::OOS::SecretParameter makes); refused if the name is taken.
+        The refusal's code is a choice (CreateSecretParameter's reference, as GetSecretParameter's, names none)."""
+        with self._lock:
+            if (region, name) in self.parameters:
+                raise ApiError(409, "EntityAlreadyExists.Parameter", f"The Parameter ({name}) already exists.")
+            parameter = SecretParameter(name, region, [(value, self.clock.now())])
+            if key_id:
+                parameter.key_id = key_id
+            self.parameters[(region, name)] = parameter
+        return parameter
+
     def remove(self, region: str, name: str) -> None:
         with self._lock:
             self.parameters.pop((region, name), None)

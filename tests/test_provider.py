@@ -10,6 +10,8 @@ import json
 import pytest
 import yaml
 from conftest import ROOT, copies_in
+from copyimage.config import DEFAULT_KEY_PARAMETER
+from copyimage.sealing import MIN_KEY_BYTES
 
 from deploy import package as packages
 from deploy import provider, smoke
@@ -69,8 +71,10 @@ def test_the_role_has_exactly_the_statements_of_ram_policy_json():
     role = load_template(TEMPLATE)["Resources"]["Role"]["Properties"]
     (policy,) = role["Policies"]
     text = json.dumps(policy["PolicyDocument"])
-    for name in ("ALIYUN::AccountId", "FunctionName"):  # Fn::Sub of the pseudo parameter and the parameter
-        text = text.replace("${" + name + "}", {"ALIYUN::AccountId": "ACCOUNT_ID"}.get(name, "ros-copy-image"))
+    defaults = {"ALIYUN::AccountId": "ACCOUNT_ID", "FunctionName": "ros-copy-image"}
+    defaults["ContinuationKeyParameter"] = DEFAULT_KEY_PARAMETER  # the stack's parameter, the function's default
+    for name, value in defaults.items():  # Fn::Sub of the pseudo parameter and the parameters, at their defaults
+        text = text.replace("${" + name + "}", value)
     subbed = json.loads(text, object_hook=lambda node: node.get("Fn::Sub", node) if len(node) == 1 else node)
     expected = json.loads((ROOT / "deploy" / "ram-policy.json").read_text(encoding="utf-8"))
     assert subbed == expected
@@ -85,7 +89,10 @@ def test_the_function_has_s_yamls_settings():
     pairs = {"Cpu": "cpu", "MemorySize": "memorySize", "DiskSize": "diskSize", "Timeout": "timeout"}
     assert {name: function[name] for name in pairs} == {name: props[key] for name, key in pairs.items()}
     assert (function["Handler"], function["InternetAccess"]) == (props["handler"], props["internetAccess"])
-    assert function["EnvironmentVariables"] == props["environmentVariables"]
+    environment = dict(function["EnvironmentVariables"])
+    key_name = environment.pop("COPYIMAGE_CONTINUATION_KEY_PARAMETER")
+    assert key_name == {"Fn::GetAtt": ["ContinuationKey", "SecretParameterName"]}
+    assert environment == props["environmentVariables"]  # s.yaml's function reads the default key parameter
     given = props["asyncInvokeConfig"]
     assert async_config["AsyncTask"] == given["asyncTask"]
     assert async_config["MaxAsyncRetryAttempts"] == given["maxAsyncRetryAttempts"]
@@ -139,6 +146,35 @@ def test_the_provider_stack_creates_the_role_and_function_and_removes_them(make_
     assert cloud.fc.spec.role == role.arn and role.policies[0]["PolicyName"] == "ros-copy-image-role-policy"
     provider.uninstall(target, installed, io.StringIO())
     assert not cloud.fc.deployed and cloud.ros.native.roles == {}
+
+
+def test_the_provider_stack_makes_the_key_the_function_seals_with_and_deletes_it(make_cloud, code_package):
+    """No key before the install (the local cloud leaves it to the stack); the one the stack drew is what the
+    function's continuations are sealed with and checked against (a copy longer than a run completes); an update
+    keeps it; deleting the provider stack deletes it."""
+    cloud = make_cloud(function_deployed=False, copy_seconds=1800)
+    name = load_template(TEMPLATE)["Parameters"]["ContinuationKeyParameter"]["Default"]
+    assert name == DEFAULT_KEY_PARAMETER and (cloud.region, name) not in cloud.oos.parameters
+    target = smoke.local_target(cloud, code_package)
+    installed = provider.install(target, code_package, io.StringIO())
+    resources = cloud.ros.stacks[installed.stack_id].resources
+    drawn = resources["ContinuationKeyValue"].data["Value"]
+    parameter = cloud.oos.parameters[(cloud.region, name)]
+    assert [value for value, _ in parameter.values] == [drawn] and len(drawn.encode()) >= MIN_KEY_BYTES
+    assert resources["ContinuationKey"].physical_id == name
+    assert cloud.fc.spec.environment["COPYIMAGE_CONTINUATION_KEY_PARAMETER"] == name
+    stack = _user_stack(cloud, target)
+    cloud.clock.run_task(stack.operation)
+    assert stack.status == "CREATE_COMPLETE", stack.reason
+    hops = [run for run in cloud.fc.invocations if run.api != "direct"]  # the function's invocations of itself
+    assert hops and all(run.error is None for run in hops)
+    assert "not authentic" not in "\n".join(cloud.fc.function_log)
+    reads = [call for call in cloud.oos.calls if call.action == "GetSecretParameter"]
+    assert reads and {call.params.get("Name") for call in reads} == {name} and all(c.status == 200 for c in reads)
+    provider.update(target, installed, code_package, io.StringIO())  # the same package: nothing to draw anew
+    assert len(cloud.oos.parameters[(cloud.region, name)].values) == 1
+    provider.uninstall(target, installed, io.StringIO())
+    assert (cloud.region, name) not in cloud.oos.parameters and not cloud.fc.deployed
 
 
 def _has_runtime_python(runtime: str = "python3.10") -> bool:

@@ -24,6 +24,10 @@ class TemplateError(Exception):
     """The template cannot be run by this stand-in."""
 
 
+class ResourceFailed(Exception):
+    """A resource ROS creates itself could not be created, updated or deleted; the message is the event's reason."""
+
+
 class ParameterError(TemplateError):
     """The stack's parameter values do not fit the template's Parameters."""
 

@@ -1,7 +1,8 @@
 """What the local ROS does for the resource types it creates itself (:mod:`emulator.ros.resource_types`): a RAM
 role is a record here; an FC 3.0 function is created in the FC stand-in, its code fetched from the local object
 store (:mod:`emulator.oss`), unpacked and run isolated (:mod:`emulator.fc.sandbox`); its asynchronous invocation
-settings are the FC stand-in's. Each operation returns the resource's physical id and attributes, or raises
+settings are the FC stand-in's; a random string and an OOS secret parameter, the continuation key, are
+:mod:`emulator.ros.keys`'. Each operation returns the resource's physical id and attributes, or raises
 :class:`ResourceFailed` with the reason the stack's event shows.
 """
 
@@ -24,7 +25,10 @@ from typing import Any, Protocol
 
 from emulator.errors import ApiError
 from emulator.fc.model import FunctionSpec
+from emulator.oos import OosStandIn
 from emulator.oss import ObjectStore
+from emulator.ros import keys
+from emulator.ros.models import ResourceFailed
 from emulator.ros.resource_types import RESOURCE_TYPES, check_values
 
 RUNTIMES = ("python3.10", "python3.12")  # FC runtimes the stand-in can run (interpreters of this machine)
@@ -33,10 +37,6 @@ CACHE_KEEP = 6  # unpacked packages kept (most recently used first); older ones 
 DEFAULT_ASYNC_RETRIES = 3  # ALIYUN::FC3::AsyncInvokeConfig: "when not configured, the default number of retries is 3"
 ASYNC_EVENT_AGE = (1, 604800)  # MaxAsyncEventAgeInSeconds: {'Range': {'Min': 1, 'Max': 604800}}
 ASYNC_RETRIES = (0, 8)  # MaxAsyncRetryAttempts: "Value range [0,8]"
-
-
-class ResourceFailed(Exception):
-    """The resource could not be created, updated or deleted; the message is the event's reason."""
 
 
 class Functions(Protocol):
@@ -68,9 +68,10 @@ class Role:
 
 
 class NativeResources:
-    def __init__(self, fc: Functions, oss: ObjectStore | None) -> None:
+    def __init__(self, fc: Functions, oss: ObjectStore | None, oos: OosStandIn | None = None) -> None:
         self.fc = fc
         self.oss = oss
+        self.parameters = keys.SecretParameters(oos, fc.region)  # in the stack's (and the function's) region
         self.roles: dict[str, Role] = {}
         self._lock = threading.Lock()
 
@@ -78,6 +79,10 @@ class NativeResources:
         _check(kind, properties)
         if kind == "ALIYUN::RAM::Role":
             return self._create_role(properties)
+        if kind == "ALIYUN::RandomString":
+            return keys.random_string(properties)
+        if kind == "ALIYUN::OOS::SecretParameter":
+            return self.parameters.create(properties)
         if kind == "ALIYUN::FC3::Function":
             if self.fc.deployed:
                 raise ResourceFailed(f"FunctionAlreadyExists: this stand-in holds one function ({self.fc.spec.name})")
@@ -94,6 +99,10 @@ class NativeResources:
             role = self.roles[new["RoleName"]]
             role.trust, role.policies = new["AssumeRolePolicyDocument"], list(new.get("Policies") or [])
             return _role_attributes(role)
+        if kind == "ALIYUN::RandomString":
+            return keys.random_string(new)[1]  # any change draws a new value
+        if kind == "ALIYUN::OOS::SecretParameter":
+            return self.parameters.update(old, new)
         if kind == "ALIYUN::FC3::Function":
             if new["FunctionName"] != old["FunctionName"]:
                 raise ResourceFailed("FunctionName of ALIYUN::FC3::Function: a rename is not emulated")
@@ -103,6 +112,10 @@ class NativeResources:
     def delete(self, kind: str, physical_id: str) -> None:
         if kind == "ALIYUN::RAM::Role":
             self.roles.pop(physical_id, None)
+        elif kind == "ALIYUN::OOS::SecretParameter":
+            self.parameters.delete(physical_id)
+        elif kind == "ALIYUN::RandomString":
+            pass  # nothing outside the stack
         elif kind == "ALIYUN::FC3::Function":
             if self.fc.deployed and self.fc.spec.name == physical_id:
                 self.fc.remove_function()

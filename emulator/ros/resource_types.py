@@ -5,7 +5,8 @@ and the stand-in refuses a property that is not in them, as ROS does at CreateSt
 
 Sources (cited in docs/conformance.md): the ROS resource type references at the URLs below; the names inside
 ``Code`` and ``LogConfig`` as the ROS CDK (``@alicloud/ros-cdk-fc3``, generated from ROS's resource specifications)
-gives them, ``RosFunction.CodeProperty`` and ``RosFunction.LogConfigProperty``.
+gives them, ``RosFunction.CodeProperty`` and ``RosFunction.LogConfigProperty``. ALIYUN::RandomString's reference was
+not at hand: its list is Heat's OS::Heat::RandomString in ROS's spelling (docs/conformance.md says so).
 """
 
 from __future__ import annotations
@@ -84,7 +85,44 @@ FC3_ASYNC_INVOKE_CONFIG = ResourceType(
     (),
 )
 
-RESOURCE_TYPES = {kind.name: kind for kind in (RAM_ROLE, FC3_FUNCTION, FC3_ASYNC_INVOKE_CONFIG)}
+# The key that seals the function's continuations (deploy/provider.yml makes it): "Editable" as the reference says.
+OOS_SECRET_PARAMETER = ResourceType(
+    "ALIYUN::OOS::SecretParameter",
+    "https://www.alibabacloud.com/help/en/ros/developer-reference/aliyun-oos-secretparameter",
+    _props(
+        """SecretParameterName:String:required:fixed Value:String:required Description:String
+        Constraints:Map:fixed ResourceGroupId:String KeyId:String:fixed Tags:List"""
+    ),
+    (
+        "Description",
+        "CreatedBy",
+        "ResourceGroupId",
+        "SecretParameterName",
+        "UpdatedDate",
+        "CreateTime",
+        "KeyId",
+        "SecretParameterId",
+        "UpdatedBy",
+        "Type",
+        "Constraints",
+        "ParameterVersion",
+        "Tags",
+        "ShareType",
+    ),
+)
+
+# The key's value. Its reference page was not among the documents searched: the names are Heat's
+# OS::Heat::RandomString (ROS derives from Heat) in ROS's spelling, and deploy/provider.yml sets only Length.
+RANDOM_STRING = ResourceType(
+    "ALIYUN::RandomString",
+    "https://www.alibabacloud.com/help/en/ros/developer-reference/aliyun-randomstring",
+    _props("Length:Integer Sequence:String CharacterClasses:List CharacterSequences:List Salt:String"),
+    ("Value",),
+)
+
+RESOURCE_TYPES = {
+    kind.name: kind for kind in (RAM_ROLE, FC3_FUNCTION, FC3_ASYNC_INVOKE_CONFIG, OOS_SECRET_PARAMETER, RANDOM_STRING)
+}
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "String": (str,),
     "Integer": (int,),

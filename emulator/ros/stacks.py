@@ -19,13 +19,14 @@ from emulator.ros.models import (
     PSEUDO_REGION,
     UPDATABLE_STATUSES,
     Event,
+    ResourceFailed,
     ResourceState,
     Stack,
     StackStateError,
     Template,
     TemplateError,
 )
-from emulator.ros.native import NativeResources, ResourceFailed
+from emulator.ros.native import NativeResources
 from emulator.ros.resource_types import RESOURCE_TYPES
 from emulator.ros.templates import check_template, levels_of, outputs_of, parameter_values, resolve, resources_of
 
