@@ -24,7 +24,8 @@ from emulator.ecs.errors import ImageCopying
 from emulator.ecs.models import CopyRequest
 
 HZ = "cn-hangzhou"
-SEVEN = ("cn-shanghai", "cn-beijing", "cn-shenzhen", "cn-hongkong", "ap-southeast-1", "us-west-1", "eu-central-1")
+SZ = "cn-shenzhen"
+SEVEN = ("cn-shanghai", "cn-beijing", SZ, "cn-hongkong", "ap-southeast-1", "us-west-1", "eu-central-1")
 Parameter = ros_models.CreateStackRequestParameters
 
 
@@ -105,11 +106,11 @@ def test_a_copy_a_relay_copy_reads_from_is_deleted_only_after_it(make_cloud, fai
     relay_id = first["PhysicalResourceId"]
     busy_source(cloud, source)
     second = cloud.ros.new_request(
-        "Create", properties(source, DestinationRegionId="cn-shenzhen"), logical_id="Second", stack_id=stack_id
+        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=stack_id
     )
     cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
     cloud.clock.sleep(60)
-    (reader,) = [image for image in cloud.ecs.images("cn-shenzhen") if image.is_copy]
+    (reader,) = [image for image in cloud.ecs.images(SZ) if image.is_copy]
     assert reader.source == ("cn-shanghai", relay_id) and reader.status == "Creating"
     assert reader.tags[COPIED_FROM_TAG] == f"{relay_id}@cn-shanghai"
 
@@ -134,7 +135,7 @@ def test_a_reader_that_outlasts_the_patience_is_cancelled_so_the_delete_ends(mak
     relay_id = first["PhysicalResourceId"]
     busy_source(cloud, source)
     second = cloud.ros.new_request(
-        "Create", properties(source, DestinationRegionId="cn-shenzhen"), logical_id="Second", stack_id=RELAY_STACK
+        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=RELAY_STACK
     )
     cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
     cloud.clock.sleep(60)
@@ -143,11 +144,53 @@ def test_a_reader_that_outlasts_the_patience_is_cancelled_so_the_delete_ends(mak
     )
     answer = send(cloud, delete, invocation_type="Async", timeout=3600.0)
     assert answer["Status"] == "SUCCESS" and cloud.ecs.image(relay_id) is None
-    assert [i for i in cloud.ecs.images("cn-shenzhen") if i.is_copy] == []  # cancelled, not failed
-    # Its Create finds its copy gone long after it last looked: it cannot tell a cancel from an answered copy the
-    # stack deleted, so it says nothing (ROS's Timeout fails it); it never answers SUCCESS.
-    late = cloud.ros.wait_answer(second["RequestId"], timeout=7200.0)
-    assert late is None or late["Status"] == "FAILED"
+    assert [i for i in cloud.ecs.images(SZ) if i.is_copy] == []  # cancelled, not failed
+    # Its Create finds its copy gone and its relay marked by the Delete: it would copy again, but ROS no longer
+    # creates the resource (the stack's Delete), so it answers FAILED saying why, and copies nothing more.
+    late = cloud.ros.wait_answer(second["RequestId"], timeout=3600.0)
+    assert late is not None and late["Status"] == "FAILED"
+    assert "not started again" in late["Reason"] and "DELETE_IN_PROGRESS" in late["Reason"]
+    cloud.fc.wait_idle()
+    assert [i for i in cloud.ecs.images(SZ) if i.is_copy] == []
+
+
+@pytest.mark.parametrize("how", ["cancelled", "failed"])
+def test_a_reader_whose_relay_is_taken_away_copies_again_and_is_answered(make_cloud, how):
+    """The relay's Delete (in an update that replaces it) cancels its reader after 15 minutes, or a user deletes the
+    relay and ECS fails the reader: the reader's Create copies again and answers SUCCESS."""
+    cloud = make_cloud(copy_seconds=1800.0, regions=WORLD_REGIONS)
+    cloud.ecs.source_delete_fails_copies = how == "failed"
+    source = cloud.seed_image("golden")
+    _, first = request_and_answer(cloud, "Create", properties(source), logical_id="First", stack_id=RELAY_STACK)
+    relay_id = first["PhysicalResourceId"]
+    busy_source(cloud, source)
+    second = cloud.ros.new_request(
+        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=RELAY_STACK
+    )
+    cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
+    cloud.clock.sleep(60)
+    (taken,) = [image for image in cloud.ecs.images(SZ) if image.is_copy]
+    assert taken.source == ("cn-shanghai", relay_id)
+    if how == "cancelled":  # the relay's Delete waits 15 minutes for its reader, then cancels it
+        cloud.ros.stacks[RELAY_STACK].status = "UPDATE_IN_PROGRESS"  # ROS sends Create and Delete then
+        delete = cloud.ros.new_request(
+            "Delete", properties(source), logical_id="First", physical_id=relay_id, stack_id=RELAY_STACK, play=False
+        )
+        assert send(cloud, delete, invocation_type="Async", timeout=3600.0, settle=False)["Status"] == "SUCCESS"
+        assert [c for c in cloud.ecs.calls_to("CancelCopyImage") if c.params.get("ImageId") == taken.image_id]
+    else:  # a user deletes the relay; ECS fails the copy reading from it
+        cloud.ecs.delete_image("cn-shanghai", relay_id, force=True)
+        assert cloud.ecs.image(taken.image_id).status == "CreateFailed"
+    answer = cloud.ros.wait_answer(second["RequestId"], timeout=7200.0)
+    assert answer is not None and answer["Status"] == "SUCCESS", answer
+    copy = cloud.ecs.image(answer["PhysicalResourceId"])
+    assert copy.image_id != taken.image_id and (copy.region, copy.status) == (SZ, "Available")
+    copied_from, _, from_region = copy.tags[COPIED_FROM_TAG].partition("@")
+    assert copy.source == (from_region, copied_from) and copied_from != relay_id  # the lineage says where from
+    assert copy.tags[SOURCE_IMAGE_TAG] == source.image_id and copy.tags[STACK_TAG] == RELAY_STACK
+    made = [c for c in cloud.ecs.calls_to("CopyImage") if c.status == 200 and c.params["DestinationRegionId"] == SZ]
+    assert len({c.params["ClientToken"] for c in made}) == len(made) == 2  # the new copy has a token of its own
+    assert cloud.ros.violations == []
 
 
 def test_allow_relay_false_waits_for_the_source_and_kms_key_copies_never_relay(make_cloud):
@@ -192,7 +235,7 @@ def test_copying_a_copy_works_and_the_conflict_is_per_image(make_cloud):
     first = ecs.copy_image(CopyRequest(source_region=HZ, image_id=source.image_id, destination="cn-beijing"))
     cloud.clock.sleep(100)
     assert ecs.image(first).status == "Available"
-    ecs.copy_image(CopyRequest(source_region=HZ, image_id=source.image_id, destination="cn-shenzhen"))
+    ecs.copy_image(CopyRequest(source_region=HZ, image_id=source.image_id, destination=SZ))
     relayed = ecs.copy_image(CopyRequest(source_region="cn-beijing", image_id=first, destination="us-west-1"))
     assert ecs.image(relayed).source == ("cn-beijing", first) and ecs.image(relayed).status == "Creating"
 
@@ -205,7 +248,7 @@ def test_relays_are_ranked_destination_region_then_continent_then_region_and_bus
     views = [
         view("m-us", "us-west-1"),
         view("m-ap", "ap-southeast-1"),
-        view("m-sz", "cn-shenzhen"),
+        view("m-sz", SZ),
         view("m-bj", "cn-beijing"),
         view("m-reading", "cn-qingdao", status="Creating", **{COPIED_FROM_TAG: "m-sz@cn-shenzhen"}),
         view("m-kept", "cn-chengdu", **{WAITER_TAG: RETAINED + "1"}),

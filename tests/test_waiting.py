@@ -10,6 +10,7 @@ import pytest
 from copyimage.config import Settings
 from copyimage.errors import InvalidRequest
 from copyimage.waiting import (
+    MAX_ATTEMPTS,
     MAX_DELAY,
     MAX_RETRY_SECONDS,
     PRECISION_SECONDS,
@@ -137,6 +138,21 @@ def test_a_look_that_owns_the_work_hands_over_and_claims_it():
     assert decision.claim == chain_mark(OWNER, 1)  # the chain and the hop of the next invocation
     assert decision.wait.owner == OWNER and decision.wait.accepts == ()
     assert decision.wait.hop == 1 and decision.wait.due_at == T0 + 60 + decision.delay
+
+
+def test_work_taken_away_is_started_again_by_the_next_hop_only_while_attempts_and_time_last():
+    taken = Seen("restart", FIRST, detail="the copy m-1 was cancelled: the relay it read from was deleted")
+    again = decide(create_wait(hop=3), taken, T0 + 600, ROOMY)
+    assert isinstance(again, HandOver) and again.claim is None  # handed over even with time inline: FC dedups hops
+    assert (again.wait.hop, again.wait.attempt, again.wait.state) == (4, 1, {})  # the next hop starts it anew
+    assert not again.wait.found and again.wait.confirmed_at is None and not again.wait.verified  # ROS asked again
+    assert isinstance(decide(create_wait(hop=3), replace(taken, mark=chain_mark(OWNER, 4)), T0, ROOMY), Stop)
+    spent = decide(create_wait(attempt=MAX_ATTEMPTS - 1), taken, T0 + 600, ROOMY)
+    late = decide(create_wait(), taken, T0 + LIMIT, ROOMY)
+    alone = decide(create_wait(), taken, T0 + 600, Budget(inline_until=math.inf, can_defer=False))
+    for decision, why in ((spent, "started 3 times"), (late, "no time"), (alone, "cannot invoke itself")):
+        assert isinstance(decision, Finish) and not decision.ok and decision.discard
+        assert decision.detail.startswith(taken.detail) and why in decision.detail
 
 
 def test_a_mark_of_another_chain_stops_the_chain():

@@ -298,10 +298,14 @@ class _Invocation:
         return self.deliver(Answer("SUCCESS", request.answer_id))
 
     def _confirm(self, wait: Wait) -> tuple[Wait, Seen | None]:
-        """Ask ROS whether the request is its own, once per request; a contradiction raises NotConfirmed."""
-        if wait.verified:
+        """Ask ROS whether the request is its own, once per request (and again before a restart starts the work
+        anew: ROS still creates the resource); a contradiction raises NotConfirmed, or, before a restart of a request
+        confirmed before, fails it: ROS no longer creates the resource (a rollback, the stack's Delete)."""
+        if wait.verified or not self.settings.verify_with_ros:
             return wait, None
         verdict = verify(self.request, self.settings, resolve_credentials(self.context))
+        if verdict.kind == "contradicted" and wait.attempt > 0:
+            return wait, Seen("failed", detail=f"the work was taken away and is not started again: {verdict.detail}")
         if verdict.kind == "contradicted":
             raise NotConfirmed(verdict.detail)
         if verdict.kind == "unreachable":

@@ -20,6 +20,9 @@ from copyimage.properties import COPIED_FROM_TAG, SOURCE_IMAGE_TAG, SOURCE_REGIO
 
 RELAY_TRIES = 3  # CopyImage calls on relays per look: a relay found busy (a conflict) gives way to the next
 RETAINED = "retained:"  # the mark of a copy RetainOnDelete kept: no longer the stack's, never a relay
+# The mark a relay's Delete puts on it once copies read from it: never a relay again, and a reader whose copy is
+# then cancelled (or failed) knows its relay was taken away, so that it copies again (see resource.look).
+RELEASING = "releasing:"
 
 
 def lineage_tags(stack_id: str, source_image_id: str, source_region: str) -> dict[str, str]:
@@ -43,7 +46,8 @@ def readers(views: Iterable[ImageView], image: ImageView) -> list[ImageView]:
 
 
 def candidates(views: list[ImageView], destination: str) -> list[ImageView]:
-    """The relays to try, best first: ``Available``, unencrypted, still the stack's, and not being read from.
+    """The relays to try, best first: ``Available``, unencrypted, still the stack's, not being deleted, and not being
+    read from.
 
     Preferred: a relay in the destination region itself, then on the destination's continent, then any; ties go to
     the region id, then the image id, so that every resource ranks the same relays the same way.
@@ -55,7 +59,7 @@ def candidates(views: list[ImageView], destination: str) -> list[ImageView]:
         if view.status == "Available"
         and not view.encrypted
         and view.origin not in busy
-        and not str(view.tags.get(WAITER_TAG, "")).startswith(RETAINED)
+        and not str(view.tags.get(WAITER_TAG, "")).startswith((RETAINED, RELEASING))
     ]
     return sorted(
         free,

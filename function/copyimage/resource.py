@@ -27,7 +27,16 @@ from copyimage.properties import (
     replacement_changes,
 )
 from copyimage.protocol import CreateRequest, DeleteRequest, RosRequest, UpdateRequest, client_token
-from copyimage.relays import RELAY_TRIES, RETAINED, candidates, inherits_alike, lineage, lineage_tags, readers
+from copyimage.relays import (
+    RELAY_TRIES,
+    RELEASING,
+    RETAINED,
+    candidates,
+    inherits_alike,
+    lineage,
+    lineage_tags,
+    readers,
+)
 from copyimage.waiting import ANSWERED, LOOK_SOON, SETTLE_SECONDS, Seen, Wait, answered_mark
 
 # CopyImage's error table: the same source image is being copied (400), or "try again later" (409).
@@ -86,7 +95,7 @@ class CopyImageResource:
             logger.info(
                 "adopting the copy an earlier Create of this resource started", extra={"image_id": adopted.image_id}
             )
-            state = {"image_id": adopted.image_id, "started_hop": wait.hop}
+            state = {"image_id": adopted.image_id, "started_hop": wait.hop, **_relay_of(adopted, props)}
             return Seen("pending", state=state, accepts=(mark,) if mark else ())
         image_id, relay = self._start_copy(props, request, wait)
         logger.info(
@@ -99,7 +108,8 @@ class CopyImageResource:
                 "copied_from": relay.origin if relay is not None else "the source image",
             },
         )
-        return Seen("pending", state={"image_id": image_id, "started_hop": wait.hop})
+        state = {"image_id": image_id, "started_hop": wait.hop}
+        return Seen("pending", state={**state, "relay": relay.origin} if relay is not None else state)
 
     def _start_copy(
         self, props: CopyImageProperties, request: CreateRequest, wait: Wait
@@ -108,7 +118,7 @@ class CopyImageResource:
 
         Returns the new copy's id and the relay it reads from (None: the source). Every copy carries its lineage.
         """
-        token = client_token(request.stack_id, request.logical_resource_id, request.request_id)
+        token = client_token(request.stack_id, request.logical_resource_id, _attempt_id(request, wait))
         lineage = lineage_tags(request.stack_id, props.image_id, props.source_region_id)
         tags = {**props.tag_map, **self.owner_tags, **lineage, WAITER_TAG: wait.mark or ""}
         try:
@@ -117,13 +127,13 @@ class CopyImageResource:
         except EcsError as error:
             if error.code not in CONFLICTS:
                 raise _copy_refused(error, props) from None
-            started = self._copy_from_relay(props, request, tags) if props.relays else None
+            started = self._copy_from_relay(props, request, wait, tags) if props.relays else None
             if started is None:
                 raise TryLater(error.code, f"{error} (another copy of {props.image_id} runs; waiting for it)") from None
             return started
 
     def _copy_from_relay(
-        self, props: CopyImageProperties, request: CreateRequest, tags: dict[str, str]
+        self, props: CopyImageProperties, request: CreateRequest, wait: Wait, tags: dict[str, str]
     ) -> tuple[str, ImageView] | None:
         """Copy from the best free relay (a finished copy of the same source by this stack), or None if none is."""
         regions = self._images.regions(self._request.region_id or props.source_region_id)
@@ -138,7 +148,9 @@ class CopyImageResource:
         found = [relay for relay in found if inherits_alike(relay, original, name, description)]
         for relay in found[:RELAY_TRIES]:
             # Its own token: the same token with another source would be refused as a parameter mismatch.
-            token = client_token(request.stack_id, request.logical_resource_id, f"{request.request_id}\n{relay.origin}")
+            token = client_token(
+                request.stack_id, request.logical_resource_id, f"{_attempt_id(request, wait)}\n{relay.origin}"
+            )
             try:
                 source = (relay.region, relay.image_id)
                 return self._images.copy(props, token, {**tags, COPIED_FROM_TAG: relay.origin}, source), relay
@@ -187,6 +199,11 @@ class CopyImageResource:
         image_id = str(wait.state["image_id"])
         region = props.destination_region_id
         view = self._images.find(region, image_id)
+        taken = self._relay_taken(wait) if view is None or view.status in FAILED else None
+        if taken is not None:
+            mark = None if view is None else view.tags.get(WAITER_TAG)
+            what = "was cancelled" if view is None else f"ended {view.status}"
+            return Seen("restart", mark, detail=f"the copy {image_id} {what}: the relay it read from {taken}")
         if view is None:
             return Seen(
                 "missing",
@@ -204,6 +221,20 @@ class CopyImageResource:
                 "source image is usable and that the destination region accepts it, then retry",
             )
         return Seen("pending", mark, percent=view.progress, detail=f"the copy {image_id} {view.status}")
+
+    def _relay_taken(self, wait: Wait) -> str | None:
+        """How the relay this copy read from was taken away (deleted, or its Delete marked it), or None: it is there,
+        or the copy read from the source. Only then does a copy that vanished or failed mean "copy again"."""
+        relay = str(wait.state.get("relay") or "")
+        image_id, _, region = relay.partition("@")
+        if not (image_id and region):
+            return None
+        view = self._images.find(region, image_id)
+        if view is None:
+            return f"{relay} was deleted"
+        if str(view.tags.get(WAITER_TAG, "")).startswith(RELEASING):
+            return f"{relay} is being deleted"
+        return None
 
     def claim(self, request: RosRequest, wait: Wait, token: str) -> None:
         """Write the next invocation's mark on the copy (best effort: it also accepts this one's, and earlier)."""
@@ -426,6 +457,8 @@ class CopyImageResource:
         if not view.usable:
             return 0.0  # a failed copy was never answered SUCCESS
         mark = str(view.tags.get(WAITER_TAG, ""))
+        if mark.startswith(RELEASING):
+            return 0.0  # settled before its Delete marked it
         if mark.startswith(ANSWERED):
             try:
                 return float(mark[len(ANSWERED) :]) + SETTLE_SECONDS
@@ -459,6 +492,9 @@ class CopyImageResource:
             read_since.pop(view.image_id, None)
             return False
         since = read_since.setdefault(view.image_id, self._now())
+        if not str(view.tags.get(WAITER_TAG, "")).startswith(RELEASING):
+            # No new reader picks it, and a reader cancelled below (or failed) knows to copy again.
+            self._images.tag(view.region, view.image_id, {WAITER_TAG: RELEASING + str(int(self._now()))})
         logger.info("a relay copy reads from this copy", extra={"image_id": view.image_id, "readers": len(reading)})
         if self._now() - since >= READ_PATIENCE_SECONDS:
             for reader in reading:
@@ -532,6 +568,18 @@ def _copy_refused(error: EcsError, props: CopyImageProperties) -> ProviderError:
             "delete images you no longer need, or ask for a higher quota, then retry"
         )
     return error
+
+
+def _attempt_id(request: CreateRequest, wait: Wait) -> str:
+    """What a start's idempotency token is made from: the request, and the attempt after a restart (waiting.py)."""
+    return request.request_id if wait.attempt == 0 else f"{request.request_id}\nattempt {wait.attempt}"
+
+
+def _relay_of(view: ImageView, props: CopyImageProperties) -> dict[str, str]:
+    """``{"relay": <origin>}`` when the copy reads from a relay rather than the source, else nothing."""
+    copied_from = str(view.tags.get(COPIED_FROM_TAG, ""))
+    source = f"{props.image_id}@{props.source_region_id}"
+    return {"relay": copied_from} if copied_from and copied_from != source else {}
 
 
 def _chain_mark(mark: str | None) -> bool:

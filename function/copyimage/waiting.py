@@ -27,6 +27,11 @@ No I/O, no clock, no exceptions: the framework looks, asks, and carries out the 
   a copy that was answered is deleted no sooner than SETTLE_SECONDS after its answer (the resource's Delete sees
   to it), so a chain that saw the copy still in progress that recently knows no answer can have preceded the
   removal. Otherwise (a late replay, a twin that could not look for a while) it stops without an answer.
+- **Restart.** Work the resource says was taken from under it (``restart``: a relay copy whose relay was deleted)
+  is started again, from scratch, by the chain's next hop: always handed over, never inline, so that FC's task
+  deduplication lets one run of the chain restart and stops a twin or a late replay of an earlier hop (its next
+  hop ran long ago). ``attempt`` counts the starts, so that the new work gets its own idempotency token and twins
+  of one hop make the same call; after MAX_ATTEMPTS, or past the deadline, the request fails saying why.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ MAX_RETRY_SECONDS = 600.0
 UNSEEN_LOOK_DELAYS = (2.0, 4.0, 8.0, 46.0)
 SAMPLES_KEPT = 8
 ANSWERED = "answered:"  # prefix of the mark that ends a wait
+MAX_ATTEMPTS = 3  # starts of the work per request: the first, and restarts after it was taken away
 
 # The progress estimator (see next_look).
 PRECISION_SECONDS = 8.0  # aim to notice the end within this (bench/compare.py --tradeoff shows why 8)
@@ -102,6 +108,7 @@ class Wait:
     samples: tuple[tuple[float, int], ...] = ()  # (time, percent) of recent looks
     state: Mapping[str, Any] = field(default_factory=dict)  # the resource's own (its image id, ...)
     verified: bool = True  # ROS confirmed the request (verify.py), or verification is off
+    attempt: int = 0  # restarts so far: the work in ``state`` is the (attempt + 1)-th start
 
     @classmethod
     def begin(cls, now: float, limit: float, owner: str | None = None) -> Wait:
@@ -143,6 +150,7 @@ class Wait:
                 samples=tuple((float(t), int(p)) for t, p in raw.get("samples") or ()),
                 state=dict(raw.get("state") or {}),
                 verified=raw.get("verified") is True,
+                attempt=int(raw.get("attempt", 0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidRequest(f"malformed continuation: {error!r}") from None
@@ -152,7 +160,7 @@ class Wait:
 class Seen:
     """What one look found, in the resource's words but the framework's categories."""
 
-    kind: Literal["ready", "pending", "failed", "missing", "unreachable"]
+    kind: Literal["ready", "pending", "failed", "missing", "unreachable", "restart"]
     mark: str | None = None  # the owner mark on the work, if it carries one
     percent: int | None = None  # pending: progress, when the service reports it
     after: float | None = None  # pending without progress: when to look again
@@ -231,6 +239,8 @@ def decide(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
         return Finish(False, wait, detail=seen.detail, discard=True)
     if seen.kind == "missing":
         return _missing(wait, seen, now, budget)
+    if seen.kind == "restart":
+        return _restart(wait, seen, now, budget)
     return _pending(wait, seen, now, budget)
 
 
@@ -251,6 +261,31 @@ def _missing(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
     if wait.misses < 1:  # look twice before declaring it gone
         return _schedule(replace(wait, misses=1), LOOK_SOON, now, budget, claim=False)
     return Finish(False, wait, detail=seen.detail or "the work disappeared before it was done")
+
+
+def _restart(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
+    """The work was taken away: the next hop starts it again (an empty state), if time and attempts allow."""
+    if wait.attempt + 1 >= MAX_ATTEMPTS or now >= wait.deadline or not budget.can_defer:
+        why = "no time is left" if now >= wait.deadline else f"it was started {wait.attempt + 1} times"
+        if not budget.can_defer:
+            why = "this function cannot invoke itself to start it again"
+        return Finish(False, wait, detail=f"{seen.detail}; not started again: {why}", discard=True)
+    seconds = _fc_delay(LOOK_SOON)
+    again = replace(
+        wait,
+        hop=wait.hop + 1,
+        due_at=now + seconds,
+        attempt=wait.attempt + 1,
+        state={},
+        found=False,
+        confirmed_at=None,
+        misses=0,
+        retries=0,
+        started_at=None,
+        samples=(),
+        verified=False,  # ROS must still be creating the resource (not rolling back, not deleting the stack)
+    )
+    return HandOver(seconds, again)
 
 
 def _pending(wait: Wait, seen: Seen, now: float, budget: Budget) -> Decision:
