@@ -193,6 +193,27 @@ def test_a_reader_whose_relay_is_taken_away_copies_again_and_is_answered(make_cl
     assert cloud.ros.violations == []
 
 
+def test_without_verification_a_reader_whose_relay_is_taken_away_fails_rather_than_copy_blind(make_cloud):
+    """With COPYIMAGE_VERIFY_WITH_ROS off nobody can say ROS still creates the resource (it may be rolling back):
+    the reader answers FAILED, saying why, instead of starting a copy that nothing might ever remove."""
+    cloud = make_cloud(copy_seconds=1800.0, regions=WORLD_REGIONS, environment={"COPYIMAGE_VERIFY_WITH_ROS": "false"})
+    cloud.ecs.source_delete_fails_copies = True
+    source = cloud.seed_image("golden")
+    _, first = request_and_answer(cloud, "Create", properties(source), logical_id="First", stack_id=RELAY_STACK)
+    busy_source(cloud, source)
+    second = cloud.ros.new_request(
+        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=RELAY_STACK
+    )
+    cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
+    cloud.clock.sleep(60)
+    cloud.ecs.delete_image("cn-shanghai", first["PhysicalResourceId"], force=True)
+    answer = cloud.ros.wait_answer(second["RequestId"], timeout=7200.0)
+    assert answer is not None and answer["Status"] == "FAILED", answer
+    assert "not started again: COPYIMAGE_VERIFY_WITH_ROS is off" in answer["Reason"]
+    made = [c for c in cloud.ecs.calls_to("CopyImage") if c.status == 200 and c.params["DestinationRegionId"] == SZ]
+    assert len(made) == 1
+
+
 def test_allow_relay_false_waits_for_the_source_and_kms_key_copies_never_relay(make_cloud):
     cloud = make_cloud(copy_seconds=300.0, regions=WORLD_REGIONS)
     source = cloud.seed_image("golden")

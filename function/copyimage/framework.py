@@ -301,7 +301,12 @@ class _Invocation:
         """Ask ROS whether the request is its own, once per request (and again before a restart starts the work
         anew: ROS still creates the resource); a contradiction raises NotConfirmed, or, before a restart of a request
         confirmed before, fails it: ROS no longer creates the resource (a rollback, the stack's Delete)."""
-        if wait.verified or not self.settings.verify_with_ros:
+        if wait.verified:
+            return wait, None
+        if not self.settings.verify_with_ros:
+            if wait.attempt > 0:  # nobody can say ROS still creates the resource: starting anew could orphan a copy
+                detail = "the work was taken away and is not started again: COPYIMAGE_VERIFY_WITH_ROS is off"
+                return wait, Seen("failed", detail=detail)
             return wait, None
         verdict = verify(self.request, self.settings, resolve_credentials(self.context))
         if verdict.kind == "contradicted" and wait.attempt > 0:
