@@ -9,6 +9,7 @@ zip into the local object store (on a real account it is ``ossutil cp``), the re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,21 +55,24 @@ def install(target: Any, package: Package, out: TextIO, bucket: str = CODE_BUCKE
     return Installed(stack_id, outputs["ServiceToken"], outputs["FunctionName"], package)
 
 
-def update(target: Any, installed: Installed, package: Package, out: TextIO, bucket: str = CODE_BUCKET) -> None:
-    """UpdateStack with the new package's object (the other parameters kept): the function's code is replaced."""
+def update_stack(target: Any, stack_id: str, template: Path, changed: Mapping[str, str]) -> None:
+    """UpdateStack with ``template``: the ``changed`` parameters given, every other one kept as it was."""
     from alibabacloud_ros20190910 import models as ros
 
+    given = [ros.UpdateStackRequestParameters(parameter_key=k, parameter_value=v) for k, v in changed.items()]
     request = ros.UpdateStackRequest(
         region_id=target.region,
-        stack_id=installed.stack_id,
-        template_body=TEMPLATE.read_text(encoding="utf-8"),
+        stack_id=stack_id,
+        template_body=template.read_text(encoding="utf-8"),
         use_previous_parameters=True,
-        parameters=[
-            ros.UpdateStackRequestParameters(parameter_key="CodeBucket", parameter_value=bucket),
-            ros.UpdateStackRequestParameters(parameter_key="CodeObject", parameter_value=package.object_name),
-        ],
+        parameters=given,
     )
     target.ros.update_stack(request)
+
+
+def update(target: Any, installed: Installed, package: Package, out: TextIO, bucket: str = CODE_BUCKET) -> None:
+    """UpdateStack with the new package's object (the other parameters kept): the function's code is replaced."""
+    update_stack(target, installed.stack_id, TEMPLATE, {"CodeBucket": bucket, "CodeObject": package.object_name})
     _wait(target, installed.stack_id, "UPDATE", out)
     installed.package = package
 

@@ -194,19 +194,10 @@ class _Run:
         return f"{image_id} is Available in {target.destination}, tagged {self.tag}"
 
     def update(self) -> str:
-        from alibabacloud_ros20190910 import models as ros
+        from deploy.provider import update_stack
 
         target, image_id = self.target, self.image_id
-        request = ros.UpdateStackRequest(
-            region_id=target.region,
-            stack_id=self.stack_id,
-            template_body=TEMPLATE.read_text(encoding="utf-8"),
-            use_previous_parameters=True,
-            parameters=[
-                ros.UpdateStackRequestParameters(parameter_key="Tag", parameter_value=f"{self.tag},smoke-step=updated")
-            ],
-        )
-        target.ros.update_stack(request)
+        update_stack(target, str(self.stack_id), TEMPLATE, {"Tag": f"{self.tag},smoke-step=updated"})
         stack = _wait(target, str(self.stack_id), "UPDATE", self.report.run_id, self.out)
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.outputs or []}
         image = _image(target, target.destination, image_id)

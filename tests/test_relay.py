@@ -95,21 +95,27 @@ def busy_source(cloud: LocalCloud, source: Any) -> None:
     cloud.ecs.copy_image(CopyRequest(source_region=HZ, image_id=source.image_id, destination="cn-qingdao"))
 
 
+def reading_from_a_relay(cloud: LocalCloud, source: Any) -> tuple[str, dict[str, Any]]:
+    """A finished copy of the stack (resource First, the relay), then resource Second's Create, which meets the
+    source busy and, a minute later, is copying from the relay: the relay's image id and Second's request."""
+    _, first = request_and_answer(cloud, "Create", properties(source), logical_id="First", stack_id=RELAY_STACK)
+    assert first["Status"] == "SUCCESS"
+    busy_source(cloud, source)
+    second = cloud.ros.new_request(
+        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=RELAY_STACK
+    )
+    cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
+    cloud.clock.sleep(60)
+    return first["PhysicalResourceId"], second
+
+
 @pytest.mark.parametrize("fails_copies", [False, True], ids=["delete-refused", "delete-fails-readers"])
 def test_a_copy_a_relay_copy_reads_from_is_deleted_only_after_it(make_cloud, fails_copies):
     cloud = make_cloud(copy_seconds=600.0, regions=WORLD_REGIONS)
     cloud.ecs.source_delete_fails_copies = fails_copies
     source = cloud.seed_image("golden")
     stack_id = RELAY_STACK
-    _, first = request_and_answer(cloud, "Create", properties(source), logical_id="First", stack_id=stack_id)
-    assert first["Status"] == "SUCCESS"
-    relay_id = first["PhysicalResourceId"]
-    busy_source(cloud, source)
-    second = cloud.ros.new_request(
-        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=stack_id
-    )
-    cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
-    cloud.clock.sleep(60)
+    relay_id, second = reading_from_a_relay(cloud, source)
     (reader,) = [image for image in cloud.ecs.images(SZ) if image.is_copy]
     assert reader.source == ("cn-shanghai", relay_id) and reader.status == "Creating"
     assert reader.tags[COPIED_FROM_TAG] == f"{relay_id}@cn-shanghai"
@@ -131,14 +137,7 @@ def test_a_reader_that_outlasts_the_patience_is_cancelled_so_the_delete_ends(mak
     cloud = make_cloud(copy_seconds=7200.0, regions=WORLD_REGIONS)
     cloud.ecs.source_delete_fails_copies = True
     source = cloud.seed_image("golden")
-    _, first = request_and_answer(cloud, "Create", properties(source), logical_id="First", stack_id=RELAY_STACK)
-    relay_id = first["PhysicalResourceId"]
-    busy_source(cloud, source)
-    second = cloud.ros.new_request(
-        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=RELAY_STACK
-    )
-    cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
-    cloud.clock.sleep(60)
+    relay_id, second = reading_from_a_relay(cloud, source)
     delete = cloud.ros.new_request(
         "Delete", properties(source), logical_id="First", physical_id=relay_id, stack_id=RELAY_STACK
     )
@@ -161,14 +160,7 @@ def test_a_reader_whose_relay_is_taken_away_copies_again_and_is_answered(make_cl
     cloud = make_cloud(copy_seconds=1800.0, regions=WORLD_REGIONS)
     cloud.ecs.source_delete_fails_copies = how == "failed"
     source = cloud.seed_image("golden")
-    _, first = request_and_answer(cloud, "Create", properties(source), logical_id="First", stack_id=RELAY_STACK)
-    relay_id = first["PhysicalResourceId"]
-    busy_source(cloud, source)
-    second = cloud.ros.new_request(
-        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=RELAY_STACK
-    )
-    cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
-    cloud.clock.sleep(60)
+    relay_id, second = reading_from_a_relay(cloud, source)
     (taken,) = [image for image in cloud.ecs.images(SZ) if image.is_copy]
     assert taken.source == ("cn-shanghai", relay_id)
     if how == "cancelled":  # the relay's Delete waits 15 minutes for its reader, then cancels it
@@ -199,14 +191,8 @@ def test_without_verification_a_reader_whose_relay_is_taken_away_fails_rather_th
     cloud = make_cloud(copy_seconds=1800.0, regions=WORLD_REGIONS, environment={"COPYIMAGE_VERIFY_WITH_ROS": "false"})
     cloud.ecs.source_delete_fails_copies = True
     source = cloud.seed_image("golden")
-    _, first = request_and_answer(cloud, "Create", properties(source), logical_id="First", stack_id=RELAY_STACK)
-    busy_source(cloud, source)
-    second = cloud.ros.new_request(
-        "Create", properties(source, DestinationRegionId=SZ), logical_id="Second", stack_id=RELAY_STACK
-    )
-    cloud.fc.invoke(json.dumps(second).encode(), invocation_type="Async")
-    cloud.clock.sleep(60)
-    cloud.ecs.delete_image("cn-shanghai", first["PhysicalResourceId"], force=True)
+    relay_id, second = reading_from_a_relay(cloud, source)
+    cloud.ecs.delete_image("cn-shanghai", relay_id, force=True)
     answer = cloud.ros.wait_answer(second["RequestId"], timeout=7200.0)
     assert answer is not None and answer["Status"] == "FAILED", answer
     assert "not started again: COPYIMAGE_VERIFY_WITH_ROS is off" in answer["Reason"]
