@@ -64,11 +64,16 @@ class TryLater(ProviderError):
         return True
 
 
-# Worth another try later: a service hiccup, no answer at all, or ECS's "conflict with a previous request, please
-# try again later" (409 InvalidOperation.Conflict; DeleteSnapshot's 403 Operation.Conflict says the same).
-TRANSIENT_CODES = frozenset(
-    {"ServiceUnavailable", "InternalError", "ConnectionError", "InvalidOperation.Conflict", "Operation.Conflict"}
-)
+# Worth another try later, from any Alibaba Cloud API: throttling, a service hiccup, or no answer at all.
+HICCUP_CODES = frozenset({"ServiceUnavailable", "InternalError", "ConnectionError"})
+# And from ECS: "conflict with a previous request, please try again later" (409 InvalidOperation.Conflict;
+# DeleteSnapshot's 403 Operation.Conflict says the same).
+ECS_RETRY_CODES = frozenset({"InvalidOperation.Conflict", "Operation.Conflict"})
+
+
+def is_hiccup(code: str, status: int | None) -> bool:
+    """Whether an API error is throttling, a service hiccup (5xx) or no answer: worth another try later."""
+    return code.startswith("Throttling") or code in HICCUP_CODES or (status is not None and status >= 500)
 
 
 class EcsError(ProviderError):
@@ -83,12 +88,8 @@ class EcsError(ProviderError):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying: throttling, a service hiccup, or no answer at all."""
-        return (
-            self.code.startswith("Throttling")
-            or self.code in TRANSIENT_CODES
-            or (self.status is not None and (self.status >= 500 or self.status == 409))
-        )
+        """Worth retrying: a hiccup (:func:`is_hiccup`), or ECS's "try again later" conflicts."""
+        return is_hiccup(self.code, self.status) or self.code in ECS_RETRY_CODES or self.status == 409
 
     @property
     def not_found(self) -> bool:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from copyimage.config import SETTINGS_HELP, FunctionIdentity, Settings
 from copyimage.credentials import Credentials
-from copyimage.errors import AlreadyScheduled, InvocationFailed, sdk_message
+from copyimage.errors import AlreadyScheduled, InvocationFailed, is_hiccup, sdk_message
 from copyimage.logs import logger, redact_url
 from copyimage.retry import with_retries
 from copyimage.waiting import MAX_DELAY, MIN_DELAY
@@ -358,12 +358,8 @@ class RpcRefusal(Exception):
 
     @property
     def transient(self) -> bool:
-        """Throttling, 5xx or no answer: worth another try later."""
-        return (
-            self.code.startswith("Throttling")
-            or self.code in ("ConnectionError", "ServiceUnavailable", "InternalError")
-            or (self.status is not None and (self.status == 429 or self.status >= 500))
-        )
+        """A hiccup (:func:`errors.is_hiccup`), or HTTP 429: worth another try later."""
+        return is_hiccup(self.code, self.status) or self.status == 429
 
 
 def call_rpc(
