@@ -31,6 +31,11 @@ FAILED = frozenset({"CreateFailed", "UnAvailable"})
 USABLE = frozenset({"Available", "Deprecated"})
 
 
+def origin_of(image_id: str, region: str) -> str:
+    """An image as a ``copyimage:copied-from`` tag names it: ``<image id>@<region>``."""
+    return f"{image_id}@{region}"
+
+
 @dataclass(frozen=True)
 class ImageView:
     """What the provider reads of an image."""
@@ -49,7 +54,7 @@ class ImageView:
     @property
     def origin(self) -> str:
         """How a copy made from this image names it in its ``copyimage:copied-from`` tag."""
-        return f"{self.image_id}@{self.region}"
+        return origin_of(self.image_id, self.region)
 
     @property
     def in_progress(self) -> bool:

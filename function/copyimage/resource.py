@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from copyimage.errors import CopyFailed, EcsError, InvalidProperty, ProviderError, ReplacementRequired, TryLater
-from copyimage.images import FAILED, EcsImages, ImageView
+from copyimage.images import FAILED, EcsImages, ImageView, origin_of
 from copyimage.logs import log_fact, logger
 from copyimage.properties import (
     COPIED_FROM_TAG,
@@ -122,7 +122,7 @@ class CopyImageResource:
         lineage = lineage_tags(request.stack_id, props.image_id, props.source_region_id)
         tags = {**props.tag_map, **self.owner_tags, **lineage, WAITER_TAG: wait.mark or ""}
         try:
-            origin = f"{props.image_id}@{props.source_region_id}"
+            origin = origin_of(props.image_id, props.source_region_id)
             return self._images.copy(props, token, {**tags, COPIED_FROM_TAG: origin}), None
         except EcsError as error:
             if error.code not in CONFLICTS:
@@ -578,7 +578,7 @@ def _attempt_id(request: CreateRequest, wait: Wait) -> str:
 def _relay_of(view: ImageView, props: CopyImageProperties) -> dict[str, str]:
     """``{"relay": <origin>}`` when the copy reads from a relay rather than the source, else nothing."""
     copied_from = str(view.tags.get(COPIED_FROM_TAG, ""))
-    source = f"{props.image_id}@{props.source_region_id}"
+    source = origin_of(props.image_id, props.source_region_id)
     return {"relay": copied_from} if copied_from and copied_from != source else {}
 
 
